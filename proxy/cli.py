@@ -1,0 +1,131 @@
+"""Command line: run, check, demo. `sys.exit` happens here and nowhere else."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from typing import Sequence
+
+from . import __version__
+from .loader import ConfigError, load_from_env
+from .settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        sys.exit(2)
+    sys.exit(args.func(args))
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="errorproxy", description="A reverse proxy that turns upstream errors into one actionable shape.")
+    parser.add_argument("--version", action="version", version=f"errorproxy {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run the proxy")
+    run.add_argument("--config", help="YAML config file (default: $ERRORPROXY_CONFIG, else the embedded config)")
+    run.add_argument("--upstream", help="upstream URL for the embedded config (default: $ERRORPROXY_UPSTREAM)")
+    run.add_argument("--listen", help="HOST:PORT to listen on (default: $ERRORPROXY_LISTEN, else the config's)")
+    run.set_defaults(func=_run)
+
+    check = commands.add_parser("check", help="validate a config file and summarize it")
+    check.add_argument("--config", help="YAML config file (default: $ERRORPROXY_CONFIG)")
+    check.add_argument("--upstream", help="check the embedded config with this upstream URL")
+    check.set_defaults(func=_check)
+
+    demo = commands.add_parser("demo", help="run a demo legacy service with the proxy in front of it")
+    demo.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT for the proxy (default 127.0.0.1:8080)")
+    demo.add_argument("--upstream-listen", default="127.0.0.1:9000", help="HOST:PORT for the demo service (default 127.0.0.1:9000)")
+    demo.set_defaults(func=_demo)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings | None:
+    try:
+        return load_from_env(os.environ, config=getattr(args, "config", None), upstream=getattr(args, "upstream", None), listen=getattr(args, "listen", None))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"{exc.source}: {problem}", file=sys.stderr)
+        return None
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 1
+    _setup_logging()
+    from .forward import Proxy
+    from .server import serve
+
+    _run_loop(serve(Proxy(settings)))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if settings is None:
+        return 1
+    print(summary(settings))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    _setup_logging()
+    from .demo import run_demo
+
+    try:
+        _run_loop(run_demo(args.listen, args.upstream_listen))
+    except OSError as exc:
+        print(f"errorproxy demo: cannot listen: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def summary(settings: Settings) -> str:
+    """A one-screen description of a valid config."""
+    lines = [f"{settings.source}: ok", f"listen {settings.listen}", "upstreams:"]
+    for upstream in settings.upstreams.values():
+        lines.append(
+            f"  {upstream.name:<12} {upstream.url}  connect {upstream.connect_timeout:g}s, "
+            f"read {upstream.read_timeout:g}s, max {upstream.max_connections} connections"
+        )
+    lines.append("routes (first match wins):")
+    for number, route in enumerate(settings.routes, 1):
+        rule = route.match
+        conditions = []
+        if rule.hosts:
+            conditions.append("host=" + ",".join(rule.hosts))
+        if rule.path_prefix is not None:
+            conditions.append(f"path_prefix={rule.path_prefix}")
+        if rule.path_regex is not None:
+            conditions.append(f"path_regex={rule.path_regex.pattern}")
+        conditions.append("methods=" + (",".join(sorted(rule.methods)) if rule.methods else "any"))
+        limit = "none" if route.max_body_size is None else f"{route.max_body_size} bytes"
+        extras = [f"Host: {route.host_header}", f"max body {limit}"]
+        if route.strip_prefix:
+            extras.insert(0, f"strip {route.strip_prefix}")
+        lines.append(f"  {number}. {route.name:<12} {' '.join(conditions)} -> {route.upstream.name} ({', '.join(extras)})")
+    return "\n".join(lines)
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("ERRORPROXY_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _run_loop(coro) -> None:
+    try:
+        import uvloop
+    except ImportError:
+        asyncio.run(coro)
+    else:
+        uvloop.run(coro)

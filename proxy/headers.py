@@ -1,0 +1,114 @@
+"""Header rules for forwarding: hop-by-hop removal, forwarding headers, request ids."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import uuid
+from typing import Iterable
+
+from multidict import CIMultiDict, CIMultiDictProxy, istr
+
+from .settings import IPNetwork
+
+# RFC 9110 §7.6.1: these describe one connection, never the next one.
+HOP_BY_HOP = frozenset(
+    istr(name)
+    for name in (
+        "Connection",  # lists further hop-by-hop headers; removed with them
+        "Keep-Alive",  # the previous hop's idle policy
+        "Proxy-Connection",  # non-standard Connection sent by old clients
+        "Proxy-Authenticate",  # challenges for a proxy on this hop
+        "Proxy-Authorization",  # credentials for a proxy on this hop, never for the upstream
+        "TE",  # transfer codings this hop accepts
+        "Trailer",  # announces trailers of this hop's chunked framing
+        "Transfer-Encoding",  # framing is redone by each hop
+        "Upgrade",  # protocol switch of this connection (WebSocket handled apart)
+    )
+)
+# The proxy answers `Expect: 100-continue` itself, once it is ready for the body.
+_REQUEST_DROP = HOP_BY_HOP | {istr("Expect"), istr("Host")}
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
+VIA = "errorproxy"
+
+
+def connection_tokens(headers: CIMultiDictProxy[str]) -> set[istr]:
+    """Header names listed in every Connection header: hop-by-hop too."""
+    tokens = set()
+    for value in headers.getall("Connection", ()):
+        for token in value.split(","):
+            token = token.strip()
+            if token:
+                tokens.add(istr(token))
+    return tokens
+
+
+def _copy(headers: CIMultiDictProxy[str], drop: Iterable[istr]) -> CIMultiDict[str]:
+    dropped = set(drop)
+    if "Connection" in headers:
+        dropped |= connection_tokens(headers)
+    return CIMultiDict((k, v) for k, v in headers.items() if k not in dropped)
+
+
+def request_id(incoming: str | None) -> str:
+    """The client's X-Request-ID when it is well formed, else a new one."""
+    if incoming and _REQUEST_ID.fullmatch(incoming):
+        return incoming
+    return uuid.uuid4().hex
+
+
+def is_trusted(peer: str | None, trusted: tuple[IPNetwork, ...]) -> bool:
+    if not peer or not trusted:
+        return False
+    try:
+        address = ipaddress.ip_address(peer)
+    except ValueError:
+        return False
+    return any(address in network for network in trusted)
+
+
+def upstream_request_headers(
+    incoming: CIMultiDictProxy[str],
+    *,
+    peer: str | None,
+    trusted: bool,
+    host: str,
+    version: str,
+    request_id: str,
+) -> CIMultiDict[str]:
+    """The headers sent upstream: end-to-end ones as received, plus forwarding ones.
+
+    `host` is the Host value to send (the client's or the upstream's, per route).
+    X-Forwarded-* from the client are kept only when the peer is a trusted proxy.
+    """
+    out = _copy(incoming, _REQUEST_DROP)
+    out["Host"] = host
+    client_host = incoming.get("Host", "")
+    if trusted:
+        prior = ", ".join(incoming.getall("X-Forwarded-For", ()))
+        out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else (peer or "")
+        out.setdefault("X-Forwarded-Proto", "http")
+        out.setdefault("X-Forwarded-Host", client_host)
+    else:
+        for name in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"):
+            out.popall(name, None)
+        out["X-Forwarded-For"] = peer or ""
+        out["X-Forwarded-Proto"] = "http"
+        if client_host:
+            out["X-Forwarded-Host"] = client_host
+    _add_via(out, version)
+    out["X-Request-ID"] = request_id
+    return out
+
+
+def downstream_response_headers(incoming: CIMultiDictProxy[str], version: str) -> CIMultiDict[str]:
+    """The upstream's response headers as the client gets them."""
+    out = _copy(incoming, HOP_BY_HOP)
+    _add_via(out, version)
+    return out
+
+
+def _add_via(headers: CIMultiDict[str], version: str) -> None:
+    prior = ", ".join(headers.popall("Via", ()))
+    mine = f"{version} {VIA}"
+    headers["Via"] = f"{prior}, {mine}" if prior else mine

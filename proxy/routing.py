@@ -1,0 +1,92 @@
+"""Pick the route for a request.
+
+Routes are tried in the order the config lists them; the first whose every
+condition holds wins (host, then path prefix, then path regex, then method).
+Put specific routes before general ones: a `path_prefix: /` route placed first
+catches everything.
+
+Paths are matched on the request path as the upstream will read it: percent-
+decoded, with `.` and `..` segments resolved. Forwarding still sends the raw
+request target byte for byte.
+
+>>> normalize_path("/api/%761/../users")
+'/api/users'
+"""
+
+from __future__ import annotations
+
+from urllib.parse import unquote
+
+from .settings import Route
+
+
+def normalize_path(raw_path: str) -> str:
+    """Decode percent-escapes and remove dot segments (RFC 3986 §5.2.4)."""
+    path = unquote(raw_path.partition("?")[0], errors="replace")
+    if "/." not in path:
+        return path
+    out: list[str] = []
+    segments = path.split("/")
+    for segment in segments[1:]:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    trailing = "/" if segments[-1] in (".", "..") else ""
+    return "/" + "/".join(out) + trailing if out else "/"
+
+
+def host_name(host_header: str | None) -> str:
+    """`Example.COM:8080` -> `example.com`; `[::1]:80` -> `::1`."""
+    if not host_header:
+        return ""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        return host[1:].partition("]")[0]
+    return host.rpartition(":")[0] if host.count(":") == 1 else host
+
+
+def _host_matches(pattern: str, host: str) -> bool:
+    if pattern.startswith("*."):
+        return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1
+    return host == pattern
+
+
+class Router:
+    def __init__(self, routes: tuple[Route, ...]) -> None:
+        self.routes = routes
+
+    def match(self, host: str, path: str, method: str) -> Route | None:
+        """The first route whose conditions all hold, or None.
+
+        `host` is a bare lower-case name (see `host_name`), `path` normalized.
+        """
+        for route in self.routes:
+            rule = route.match
+            if rule.hosts and not any(_host_matches(p, host) for p in rule.hosts):
+                continue
+            if rule.path_prefix is not None and not path.startswith(rule.path_prefix):
+                continue
+            if rule.path_regex is not None and rule.path_regex.search(path) is None:
+                continue
+            if rule.methods is not None and method not in rule.methods:
+                continue
+            return route
+        return None
+
+
+def strip_prefix(raw_target: str, prefix: str | None) -> str:
+    """Remove a route's prefix from the raw request target, keeping a leading `/`.
+
+    >>> strip_prefix("/api/users?id=1", "/api")
+    '/users?id=1'
+    >>> strip_prefix("/api?x", "/api")
+    '/?x'
+    """
+    if not prefix or not raw_target.startswith(prefix):
+        return raw_target
+    rest = raw_target[len(prefix):]
+    if not rest.startswith("/"):
+        rest = "/" + rest
+    return rest

@@ -1,0 +1,82 @@
+"""The validated, immutable configuration that runtime code trusts.
+
+Built only by `loader`; every value here has been checked, so nothing at
+request time re-validates it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal, Mapping
+
+from yarl import URL
+
+HostHeader = Literal["upstream", "client"]
+DEFAULT_MAX_BODY = 100 * 1024 * 1024
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSettings:
+    """Limits on the client side of the proxy (the downstream connections)."""
+
+    header_timeout: float = 10.0  # a request's headers must arrive whole within this
+    keepalive_timeout: float = 75.0  # an idle client connection is closed after this
+    max_line_size: int = 8190  # request line and each header line, as nginx's 8k buffers
+    max_headers: int = 100
+    lingering_time: float = 5.0  # unread request body is drained this long before closing
+    shutdown_timeout: float = 30.0  # SIGTERM: in-flight requests get this long to finish
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    name: str
+    url: URL  # scheme, host, port and an optional base path (no query)
+    connect_timeout: float = 5.0
+    read_timeout: float = 60.0  # headers, and then each body read, must arrive within this
+    max_connections: int = 256  # cap on open connections to this upstream
+    idle_timeout: float = 60.0  # a pooled keep-alive connection unused this long is closed
+    max_line_size: int = 16384  # response status/header line cap; past it: 502
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """A route's conditions; every one that is set must hold."""
+
+    hosts: tuple[str, ...] = ()  # exact names or "*.example.com", lower case, no port
+    path_prefix: str | None = None
+    path_regex: re.Pattern[str] | None = None
+    methods: frozenset[str] | None = None  # upper case; None is any method
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    name: str
+    match: Match
+    upstream: UpstreamSettings
+    strip_prefix: str | None = None
+    host_header: HostHeader = "upstream"
+    max_body_size: int | None = DEFAULT_MAX_BODY  # None: no limit
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    listen: Address
+    upstreams: Mapping[str, UpstreamSettings]
+    routes: tuple[Route, ...]
+    server: ServerSettings = ServerSettings()
+    trusted_proxies: tuple[IPNetwork, ...] = ()
+    source: str = "<embedded>"
+    brand: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))

@@ -1,0 +1,104 @@
+"""WebSocket pass-through: the upgrade goes upstream, then messages flow both ways.
+
+Each side's handshake is its own (aiohttp answers pings and negotiates framing
+per hop); messages are relayed unchanged and a close on one side is passed on
+with its code and reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import aiohttp
+from aiohttp import WSCloseCode, WSMsgType, hdrs, web
+from multidict import CIMultiDict
+from yarl import URL
+
+from . import errors
+from .headers import connection_tokens, downstream_response_headers
+from .settings import UpstreamSettings
+from .upstream import map_failure
+
+log = logging.getLogger("errorproxy.websocket")
+
+MAX_MESSAGE = 16 * 1024 * 1024
+# Set by each side's own handshake; copying them would confuse the other hop.
+_HANDSHAKE = {
+    "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
+    "Sec-WebSocket-Protocol", "Sec-WebSocket-Accept",
+}
+# Close codes that only report a state and must never be sent in a frame (RFC 6455 §7.4.1).
+_RESERVED_CODES = {1005, 1006, 1015}
+
+
+def is_upgrade(request: web.BaseRequest) -> bool:
+    return (
+        request.method == hdrs.METH_GET
+        and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+        and "upgrade" in connection_tokens(request.headers)
+    )
+
+
+async def relay(
+    request: web.BaseRequest,
+    session: aiohttp.ClientSession,
+    url: URL,
+    outgoing: CIMultiDict[str],
+    request_id: str,
+    upstream: UpstreamSettings,
+) -> web.StreamResponse:
+    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    for name in _HANDSHAKE:
+        outgoing.popall(name, None)
+    try:
+        upstream_ws = await session.ws_connect(
+            url, headers=outgoing, protocols=protocols, autoclose=False,
+            max_msg_size=MAX_MESSAGE, compress=0,
+        )
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        raise map_failure(exc, upstream, request_id) from exc
+    handshake = upstream_ws._response
+    extra = downstream_response_headers(handshake.headers, "1.1") if handshake is not None else CIMultiDict()
+    for name in (*_HANDSHAKE, hdrs.CONTENT_LENGTH, hdrs.CONTENT_TYPE, hdrs.DATE):
+        extra.popall(name, None)
+    client_ws = web.WebSocketResponse(
+        protocols=[upstream_ws.protocol] if upstream_ws.protocol else (),
+        autoclose=False, max_msg_size=MAX_MESSAGE, compress=False,
+    )
+    client_ws.headers.extend(extra)
+    try:
+        await client_ws.prepare(request)
+    except Exception:
+        await upstream_ws.close()
+        raise
+    try:
+        await asyncio.gather(_pump(upstream_ws, client_ws), _pump(client_ws, upstream_ws))
+    finally:
+        await upstream_ws.close()
+        await client_ws.close()
+    return client_ws
+
+
+async def _pump(source, sink) -> None:
+    """Relay messages from source to sink until source closes, then close sink alike."""
+    while True:
+        message = await source.receive()
+        if message.type is WSMsgType.TEXT:
+            await sink.send_str(message.data)
+        elif message.type is WSMsgType.BINARY:
+            await sink.send_bytes(message.data)
+        elif message.type is WSMsgType.CLOSE:
+            code, reason = message.data, message.extra or ""
+            break
+        elif message.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+            code, reason = source.close_code, ""
+            break
+    if code is None or code in _RESERVED_CODES:
+        code = WSCloseCode.GOING_AWAY if code == 1006 else WSCloseCode.OK
+    if not sink.closed:
+        await sink.close(code=code, message=reason.encode()[:123])
+    if not source.closed:
+        await source.close(code=code)
