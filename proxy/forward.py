@@ -16,7 +16,7 @@ from yarl import URL
 from . import errors, headers, websocket
 from .problem import Problem
 from .render import PassthroughResponse, render
-from .routing import Router, host_name, normalize_path, strip_prefix
+from .routing import Router, host_name, normalize_path, upstream_target
 from .settings import Route, Settings
 from .upstream import Pool, map_failure
 
@@ -75,14 +75,13 @@ class Proxy:
         return response
 
     async def _forward(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
-        route = self.router.match(
-            host_name(request.headers.get(hdrs.HOST)), normalize_path(request.raw_path), request.method
-        )
+        path = normalize_path(request.raw_path)
+        route = self.router.match(host_name(request.headers.get(hdrs.HOST)), path, request.method)
         if route is None:
             raise errors.NoRoute()
         upstream = route.upstream
         outgoing = self._upstream_headers(request, route, request_id)
-        url = _upstream_url(route, request.raw_path)
+        url = _upstream_url(route, upstream_target(request.raw_path, path, route.strip_prefix))
         session = self.pool.session(upstream)
         if websocket.is_upgrade(request):
             return await websocket.relay(request, session, url, outgoing, request_id, upstream)
@@ -157,8 +156,7 @@ class Proxy:
         return response
 
 
-def _upstream_url(route: Route, raw_target: str) -> URL:
-    target = strip_prefix(raw_target, route.strip_prefix)
+def _upstream_url(route: Route, target: str) -> URL:
     base = route.upstream.url
     prefix = base.raw_path.rstrip("/")
     return URL(f"{base.scheme}://{base.raw_authority}{prefix}{target}", encoded=True)

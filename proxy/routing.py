@@ -15,7 +15,7 @@ request target byte for byte.
 
 from __future__ import annotations
 
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from .settings import Route
 
@@ -90,3 +90,20 @@ def strip_prefix(raw_target: str, prefix: str | None) -> str:
     if not rest.startswith("/"):
         rest = "/" + rest
     return rest
+
+
+def upstream_target(raw_target: str, path: str, prefix: str | None) -> str:
+    """The request target to send upstream once a route's `strip_prefix` applies.
+
+    The raw target is kept byte for byte when it starts with the prefix as
+    written. When the route matched only after decoding (`/%61pi/x` for `/api`),
+    the prefix is stripped from the decoded path, which is then re-encoded, as
+    nginx does, so the upstream never sees the prefix it was meant not to see.
+
+    >>> upstream_target("/%61pi/users?id=1", "/api/users", "/api")
+    '/users?id=1'
+    """
+    if not prefix or raw_target.startswith(prefix) or not path.startswith(prefix):
+        return strip_prefix(raw_target, prefix)
+    _, mark, query = raw_target.partition("?")
+    return strip_prefix(quote(path, safe="/:@!$&'()*+,;=~"), prefix) + mark + query

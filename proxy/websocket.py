@@ -15,8 +15,9 @@ from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from multidict import CIMultiDict
 from yarl import URL
 
-from . import errors
 from .headers import connection_tokens, downstream_response_headers
+from .problem import Problem
+from .render import render
 from .settings import UpstreamSettings
 from .upstream import map_failure
 
@@ -28,6 +29,7 @@ _HANDSHAKE = {
     "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
     "Sec-WebSocket-Protocol", "Sec-WebSocket-Accept",
 }
+_ACTIONABLE = ("WWW-Authenticate", "Retry-After", "Set-Cookie", "Location")
 # Close codes that only report a state and must never be sent in a frame (RFC 6455 §7.4.1).
 _RESERVED_CODES = {1005, 1006, 1015}
 
@@ -36,7 +38,7 @@ def is_upgrade(request: web.BaseRequest) -> bool:
     return (
         request.method == hdrs.METH_GET
         and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
-        and "upgrade" in connection_tokens(request.headers)
+        and any(token.lower() == "upgrade" for token in connection_tokens(request.headers))
     )
 
 
@@ -58,6 +60,10 @@ async def relay(
         )
     except asyncio.CancelledError:
         raise
+    except aiohttp.WSServerHandshakeError as exc:
+        if exc.status < 400:
+            raise map_failure(exc, upstream, request_id) from exc
+        return _refused(request, exc, request_id)
     except Exception as exc:
         raise map_failure(exc, upstream, request_id) from exc
     handshake = upstream_ws._response
@@ -82,6 +88,23 @@ async def relay(
     return client_ws
 
 
+def _refused(request: web.BaseRequest, exc: aiohttp.WSServerHandshakeError, request_id: str) -> web.StreamResponse:
+    """The upstream answered the upgrade with an error: the client gets that status,
+    and the headers it needs to act on it (a 401's challenge, a 429's Retry-After)."""
+    problem = Problem(
+        status=exc.status,
+        detail="The service behind this address refused the WebSocket upgrade.",
+        instance=request.path,
+        request_id=request_id,
+        proxy_status=f"received-status={exc.status}",
+    )
+    response = render(problem)
+    for name in _ACTIONABLE:
+        for value in (exc.headers or {}).getall(name, ()):
+            response.headers.add(name, value)
+    return response
+
+
 async def _pump(source, sink) -> None:
     """Relay messages from source to sink until source closes, then close sink alike."""
     while True:
@@ -93,7 +116,9 @@ async def _pump(source, sink) -> None:
         elif message.type is WSMsgType.CLOSE:
             code, reason = message.data, message.extra or ""
             break
-        elif message.type in (WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+        elif message.type is WSMsgType.CLOSING:
+            return  # the other pump is closing this socket with the peer's code
+        elif message.type in (WSMsgType.CLOSED, WSMsgType.ERROR):
             code, reason = source.close_code, ""
             break
     if code is None or code in _RESERVED_CODES:

@@ -1,0 +1,83 @@
+"""Routes choose the upstream; unmatched requests get a 404 problem."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import raw_exchange, read_request_head
+
+
+async def _named_upstream(raw_server, name: str, seen: list):
+    async def upstream(reader, writer):
+        head = await read_request_head(reader)
+        seen.append((name, head.split(b"\r\n")[0].decode()))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(name), name.encode()))
+        await writer.drain()
+
+    return await raw_server(upstream)
+
+
+async def test_routes_pick_upstreams_in_order(raw_server, start_proxy):
+    seen: list = []
+    api = await _named_upstream(raw_server, "api", seen)
+    admin = await _named_upstream(raw_server, "admin", seen)
+    site = await _named_upstream(raw_server, "site", seen)
+    config = f"""
+listen: 127.0.0.1:0
+upstreams:
+  api: {{url: "{api.url}/v2"}}
+  admin: {{url: "{admin.url}"}}
+  site: {{url: "{site.url}"}}
+routes:
+  - name: admin-host
+    match: {{host: ["admin.example.com", "*.admin.example.com"]}}
+    upstream: admin
+  - name: api-writes
+    match: {{path_prefix: /api/, methods: [PUT, POST]}}
+    upstream: api
+    strip_prefix: /api
+  - name: reports
+    match: {{path_regex: "^/reports/[0-9]+$"}}
+    upstream: admin
+  - name: static
+    match: {{path_prefix: /static/}}
+    upstream: site
+"""
+    proxy = await start_proxy(config)
+    cases = [
+        (b"GET /x HTTP/1.1\r\nHost: admin.example.com\r\n", b"admin", "GET /x HTTP/1.1"),
+        (b"GET /x HTTP/1.1\r\nHost: eu.admin.example.com:8080\r\n", b"admin", "GET /x HTTP/1.1"),
+        (b"PUT /api/doc/1?v=2 HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\n", b"api", "PUT /v2/doc/1?v=2 HTTP/1.1"),
+        (b"POST /%61pi/doc HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\n", b"api", "POST /v2/doc HTTP/1.1"),
+        (b"GET /reports/42 HTTP/1.1\r\nHost: a.test\r\n", b"admin", "GET /reports/42 HTTP/1.1"),
+        (b"GET /static/app.js HTTP/1.1\r\nHost: a.test\r\n", b"site", "GET /static/app.js HTTP/1.1"),
+    ]
+    for request, body, upstream_line in cases:
+        seen.clear()
+        reply = await raw_exchange(proxy.port, request + b"Connection: close\r\n\r\n")
+        assert reply.endswith(b"\r\n\r\n" + body), (request, reply)
+        assert seen[0][1] == upstream_line, (request, seen)
+
+
+async def test_no_matching_route_is_a_404_problem(raw_server, start_proxy):
+    seen: list = []
+    api = await _named_upstream(raw_server, "api", seen)
+    config = f"""
+listen: 127.0.0.1:0
+upstreams: {{api: "{api.url}"}}
+routes:
+  - name: api
+    match: {{path_prefix: /api/, methods: [GET]}}
+    upstream: api
+"""
+    proxy = await start_proxy(config)
+    for request in (b"GET /other HTTP/1.1\r\n", b"DELETE /api/x HTTP/1.1\r\n", b"GET /api/../admin HTTP/1.1\r\n"):
+        reply = await raw_exchange(proxy.port, request + b"Host: a.test\r\nX-Request-ID: r-1\r\nConnection: close\r\n\r\n")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 404 Not Found\r\n"), reply
+        assert b"Content-Type: application/problem+json" in head
+        assert b"Proxy-Status: errorproxy; error=destination_not_found" in head
+        assert b"Cache-Control: no-store" in head
+        problem = json.loads(body)
+        assert problem["status"] == 404 and problem["request_id"] == "r-1"
+    assert seen == []

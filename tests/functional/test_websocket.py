@@ -1,0 +1,104 @@
+"""WebSocket upgrades pass through both ways, close codes and subprotocols kept."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from tests.conftest import config_yaml
+
+
+def _ws_app(events: list) -> web.Application:
+    async def handler(request):
+        ws = web.WebSocketResponse(protocols=("hot-reload.v2",))
+        await ws.prepare(request)
+        events.append(("protocol", ws.ws_protocol, request.headers.get("Cookie")))
+        async for message in ws:
+            if message.type is WSMsgType.TEXT:
+                if message.data == "please close":
+                    await ws.close(code=4001, message=b"server says bye")
+                    break
+                await ws.send_str("echo:" + message.data)
+            elif message.type is WSMsgType.BINARY:
+                await ws.send_bytes(message.data[::-1])
+        events.append(("closed", ws.close_code))
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    return app
+
+
+async def test_messages_flow_both_ways_and_server_close_code_is_kept(aiohttp_server, start_proxy):
+    events: list = []
+    server = await aiohttp_server(_ws_app(events))
+    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    async with aiohttp.ClientSession() as client:
+        async with client.ws_connect(proxy.url + "/ws", protocols=("hot-reload.v1", "hot-reload.v2"),
+                                     headers={"Cookie": "session=s1"}) as ws:
+            assert ws.protocol == "hot-reload.v2"
+            await ws.send_str("hi")
+            assert (await ws.receive(timeout=5)).data == "echo:hi"
+            await ws.send_bytes(b"\x00\x01\x02")
+            assert (await ws.receive(timeout=5)).data == b"\x02\x01\x00"
+            await ws.send_str("please close")
+            closing = await ws.receive(timeout=5)
+            assert closing.type is WSMsgType.CLOSE
+            assert closing.data == 4001
+            assert closing.extra == "server says bye"
+    assert events[0] == ("protocol", "hot-reload.v2", "session=s1")
+
+
+async def test_client_close_code_reaches_upstream(aiohttp_server, start_proxy):
+    events: list = []
+    server = await aiohttp_server(_ws_app(events))
+    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    async with aiohttp.ClientSession() as client:
+        ws = await client.ws_connect(proxy.url + "/ws")
+        await ws.send_str("ping")
+        assert (await ws.receive(timeout=5)).data == "echo:ping"
+        await ws.close(code=4002, message=b"tab closed")
+    for _ in range(100):
+        if any(event[0] == "closed" for event in events):
+            break
+        await asyncio.sleep(0.05)
+    assert ("closed", 4002) in events
+
+
+async def test_upgrade_answered_without_101_is_a_502_problem(aiohttp_server, start_proxy):
+    async def not_websocket(request):
+        return web.Response(status=200, text="not a websocket")
+
+    app = web.Application()
+    app.router.add_get("/ws", not_websocket)
+    server = await aiohttp_server(app)
+    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    async with aiohttp.ClientSession() as client:
+        try:
+            await client.ws_connect(proxy.url + "/ws")
+        except aiohttp.WSServerHandshakeError as exc:
+            assert exc.status == 502
+            assert exc.headers["Proxy-Status"] == "errorproxy; error=http_upgrade_failed"
+        else:
+            raise AssertionError("the upgrade should have been refused")
+
+
+async def test_upgrade_refused_by_upstream_keeps_its_status_and_challenge(aiohttp_server, start_proxy):
+    async def unauthorized(request):
+        return web.Response(status=401, text="login first", headers={"WWW-Authenticate": 'Bearer realm="app"'})
+
+    app = web.Application()
+    app.router.add_get("/ws", unauthorized)
+    server = await aiohttp_server(app)
+    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    async with aiohttp.ClientSession() as client:
+        try:
+            await client.ws_connect(proxy.url + "/ws")
+        except aiohttp.WSServerHandshakeError as exc:
+            assert exc.status == 401
+            assert exc.headers["WWW-Authenticate"] == 'Bearer realm="app"'
+            assert exc.headers["Proxy-Status"] == "errorproxy; received-status=401"
+        else:
+            raise AssertionError("the upgrade should have been refused")
