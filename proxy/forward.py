@@ -10,15 +10,17 @@ import asyncio
 import logging
 from typing import AsyncIterator
 
-from aiohttp import hdrs, web
+from aiohttp import ClientResponse, hdrs, web
 from yarl import URL
 
 from . import errors, headers, websocket
+from .intercept import UpstreamReply, decode_body, normalize, parse, select_rule, success_false
+from .negotiation import FIXED, PROBLEM, Choice, choose
 from .problem import Problem
 from .render import PassthroughResponse, render
 from .routing import Router, host_name, normalize_path, upstream_target
-from .settings import Route, Settings
-from .upstream import Pool, map_failure
+from .settings import ErrorPolicy, Route, Settings, SuccessFalse
+from .upstream import Pool, map_failure, read_capped
 
 log = logging.getLogger("errorproxy")
 
@@ -62,23 +64,31 @@ class Proxy:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         request_id = headers.request_id(request.headers.get("X-Request-ID"))
+        path = normalize_path(request.raw_path)
+        route = self.router.match(host_name(request.headers.get(hdrs.HOST)), path, request.method)
         try:
-            return await self._forward(request, request_id)
+            if route is None:
+                raise errors.NoRoute()
+            return await self._forward(request, route, path, request_id)
         except errors.ProxyError as error:
-            return self.error_response(request, error, request_id)
+            return self.error_response(request, error, request_id, route)
 
-    def error_response(self, request: web.BaseRequest, error: errors.ProxyError, request_id: str) -> web.Response:
+    def error_response(self, request: web.BaseRequest, error: errors.ProxyError, request_id: str,
+                       route: Route | None = None) -> web.Response:
+        """The proxy's own error, in the route's shape when the route rewrites proxy errors."""
+        policy = route.errors if route is not None else self.settings.errors
         problem = Problem.from_error(error, instance=request.path, request_id=request_id)
-        response = render(problem)
+        if "proxy" in policy.origins and policy.format != "passthrough":
+            choice, negotiated = _choice(policy, request)
+            response = render(problem, choice, policy, negotiated=negotiated,
+                              method=request.method, path=request.path)
+        else:
+            response = render(problem)
         if isinstance(error, errors.BodyTooLarge):
             response.force_close()  # the rest of the body is not wanted on this connection
         return response
 
-    async def _forward(self, request: web.BaseRequest, request_id: str) -> web.StreamResponse:
-        path = normalize_path(request.raw_path)
-        route = self.router.match(host_name(request.headers.get(hdrs.HOST)), path, request.method)
-        if route is None:
-            raise errors.NoRoute()
+    async def _forward(self, request: web.BaseRequest, route: Route, path: str, request_id: str) -> web.StreamResponse:
         upstream = route.upstream
         outgoing = self._upstream_headers(request, route, request_id)
         url = _upstream_url(route, upstream_target(request.raw_path, path, route.strip_prefix))
@@ -104,7 +114,40 @@ class Proxy:
             if body is not None and body.too_large:
                 raise errors.BodyTooLarge() from exc
             raise map_failure(exc, upstream, request_id) from exc
+        policy = route.errors
+        status = upstream_response.status
+        if policy.intercepts(status):
+            return await self._intercept(request, upstream_response, route, request_id)
+        if policy.success_false is not None and status == 200 and "json" in upstream_response.content_type:
+            return await self._intercept(request, upstream_response, route, request_id, legacy=policy.success_false)
         return await self._stream_back(request, upstream_response, route, request_id)
+
+    async def _intercept(self, request: web.BaseRequest, upstream_response: ClientResponse, route: Route,
+                         request_id: str, legacy: SuccessFalse | None = None) -> web.StreamResponse:
+        """Read the error body up to the cap, then rewrite it, or pass it on if no rule claims it."""
+        policy = route.errors
+        cap = legacy.max_body if legacy is not None else policy.max_error_body
+        raw, complete = await read_capped(upstream_response, cap)
+        upstream_headers = upstream_response.headers
+        body = decode_body(raw if complete else None, upstream_headers.get(hdrs.CONTENT_ENCODING, ""), cap)
+        reply = UpstreamReply(upstream_response.status, upstream_headers, body)
+        parsed = parse(reply, body)
+        if legacy is not None:
+            if not success_false(legacy, parsed):
+                return await self._stream_back(request, upstream_response, route, request_id, raw, complete)
+            rule, status = None, legacy.status
+        else:
+            rule, status = select_rule(policy, reply, parsed), None
+            if rule is None and reply.status not in policy.intercept:
+                return await self._stream_back(request, upstream_response, route, request_id, raw, complete)
+        if complete:
+            upstream_response.release()  # read to its end: the connection goes back to the pool
+        else:
+            upstream_response.close()  # bytes past the cap stay unread: this connection is done
+        problem = normalize(policy, reply, parsed, rule, instance=request.path, request_id=request_id, status=status)
+        choice, negotiated = _choice(policy, request)
+        return render(problem, choice, policy, negotiated=negotiated, keep=headers.actionable(upstream_headers),
+                      method=request.method, path=request.path)
 
     def _upstream_headers(self, request: web.BaseRequest, route: Route, request_id: str):
         peer = request.remote
@@ -122,7 +165,9 @@ class Proxy:
             request_id=request_id,
         )
 
-    async def _stream_back(self, request, upstream_response, route: Route, request_id: str) -> web.StreamResponse:
+    async def _stream_back(self, request: web.BaseRequest, upstream_response: ClientResponse, route: Route,
+                           request_id: str, prefix: bytes = b"", complete: bool = False) -> web.StreamResponse:
+        """Stream the upstream response to the client; `prefix` was read already (and is all, if `complete`)."""
         version = f"{upstream_response.version.major}.{upstream_response.version.minor}"
         response = PassthroughResponse(
             status=upstream_response.status,
@@ -131,8 +176,10 @@ class Proxy:
         )
         try:
             await response.prepare(request)
+            if prefix:
+                await response.write(prefix)
             content = upstream_response.content
-            while True:
+            while not complete:
                 try:
                     chunk = await content.readany()
                 except asyncio.CancelledError:
@@ -141,6 +188,7 @@ class Proxy:
                     # Headers are gone already: the only honest signal left is
                     # to abort, so the client cannot take a truncated body as whole.
                     map_failure(exc, route.upstream, request_id)
+                    upstream_response.close()
                     _abort(request)
                     return response
                 if not chunk:
@@ -151,9 +199,15 @@ class Proxy:
             log.info("client went away during the response request_id=%s", request_id)
             upstream_response.close()
             return response
-        finally:
-            upstream_response.release()
+        upstream_response.release()
         return response
+
+
+def _choice(policy: ErrorPolicy, request: web.BaseRequest) -> tuple[Choice, bool]:
+    """The error format, and whether it was negotiated (so the response varies on Accept)."""
+    if policy.format == "auto":
+        return choose(request.headers.get(hdrs.ACCEPT)), True
+    return FIXED.get(policy.format, PROBLEM), False
 
 
 def _upstream_url(route: Route, target: str) -> URL:

@@ -28,6 +28,18 @@ HOP_BY_HOP = frozenset(
 )
 # The proxy answers `Expect: 100-continue` itself, once it is ready for the body.
 _REQUEST_DROP = HOP_BY_HOP | {istr("Expect"), istr("Host")}
+# Upstream headers a rewritten error keeps: what the client needs to act on it
+# (retry, re-authenticate, refetch, follow), and CORS, without which a browser
+# hides the error from the page's script. All others, Server and X-Powered-By
+# among them, are dropped.
+ACTIONABLE = frozenset(
+    istr(name)
+    for name in (
+        "ETag", "Retry-After", "Allow", "WWW-Authenticate", "Location", "Content-Location",
+        "Link", "Set-Cookie", "Vary", "Access-Control-Allow-Origin", "Access-Control-Allow-Credentials",
+        "Access-Control-Expose-Headers",
+    )
+)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 VIA = "errorproxy"
 
@@ -48,6 +60,11 @@ def _copy(headers: CIMultiDictProxy[str], drop: Iterable[istr]) -> CIMultiDict[s
     if "Connection" in headers:
         dropped |= connection_tokens(headers)
     return CIMultiDict((k, v) for k, v in headers.items() if k not in dropped)
+
+
+def actionable(incoming: CIMultiDictProxy[str]) -> list[tuple[str, str]]:
+    """The upstream headers a rewritten error keeps, in their order."""
+    return [(name, value) for name, value in incoming.items() if name in ACTIONABLE]
 
 
 def request_id(incoming: str | None) -> str:

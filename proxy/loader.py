@@ -19,7 +19,8 @@ from typing import Any, Callable, Mapping
 import yaml
 from yarl import URL
 
-from .settings import DEFAULT_MAX_BODY, Address, Match, Route, ServerSettings, Settings, UpstreamSettings
+from .loader_policy import POLICY_KEYS, check_policy
+from .settings import DEFAULT_MAX_BODY, Address, ErrorPolicy, Match, Route, ServerSettings, Settings, UpstreamSettings
 from .units import parse_duration, parse_size
 
 EMBEDDED = "<embedded>"
@@ -43,7 +44,7 @@ _UPSTREAM_KEYS = {
     "idle_timeout": parse_duration,
     "max_line_size": parse_size,
 }
-_ROUTE_POLICY_KEYS = {"host_header", "max_body_size"}  # inherited from `defaults`
+_ROUTE_POLICY_KEYS = {"host_header", "max_body_size"} | POLICY_KEYS  # inherited from `defaults`
 _ROUTE_KEYS = {"name", "match", "upstream", "strip_prefix"} | _ROUTE_POLICY_KEYS
 _MATCH_KEYS = {"host", "path_prefix", "path_regex", "methods"}
 _UNIT_NAMES = {parse_duration: "a duration", parse_size: "a size"}
@@ -126,6 +127,7 @@ def from_mapping(data: Any, source: str) -> Settings:
         for name, spec in check.mapping("upstreams", top.get("upstreams"), None, required=True).items()
     }
     defaults = check.mapping("defaults", top.get("defaults", {}), _ROUTE_POLICY_KEYS)
+    default_policy = check_policy(check, "defaults", defaults)
     routes_data = top.get("routes")
     if not isinstance(routes_data, list) or not routes_data:
         check.fail("routes", routes_data, "must be a non-empty list of routes")
@@ -133,7 +135,7 @@ def from_mapping(data: Any, source: str) -> Settings:
     routes = []
     names: set[str] = set()
     for index, spec in enumerate(routes_data):
-        route = check.route(f"routes[{index}]", index, spec, defaults, upstreams)
+        route = check.route(f"routes[{index}]", index, spec, defaults, upstreams, default_policy)
         if route is not None:
             if route.name in names:
                 check.fail(f"routes[{index}].name", route.name, "is used by an earlier route")
@@ -149,6 +151,7 @@ def from_mapping(data: Any, source: str) -> Settings:
         trusted_proxies=trusted,
         source=source,
         brand=MappingProxyType(brand),
+        errors=default_policy,
     )
 
 
@@ -247,9 +250,10 @@ class _Checker:
             return None
         return url
 
-    def route(self, path: str, index: int, spec: Any, defaults: dict[str, Any], upstreams: dict[str, UpstreamSettings | None]) -> Route | None:
+    def route(self, path: str, index: int, spec: Any, defaults: dict[str, Any],
+              upstreams: dict[str, UpstreamSettings | None], default_policy: ErrorPolicy) -> Route | None:
         spec = self.mapping(path, spec, _ROUTE_KEYS, required=True)
-        policy = {**defaults, **{k: v for k, v in spec.items() if k in _ROUTE_POLICY_KEYS}}
+        policy = {**defaults, **{k: v for k, v in spec.items() if k in _ROUTE_POLICY_KEYS - POLICY_KEYS}}
         name = spec.get("name", f"route{index}")
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             self.fail(f"{path}.name", name, "is not a valid route name (letters, digits, _ . -)")
@@ -271,10 +275,12 @@ class _Checker:
                 max_body = parse_size(max_body)
             except ValueError:
                 self.fail(f"{path}.max_body_size", max_body, "is not a size (or null for no limit)")
+        # Only the route's own keys are checked here: a bad default is reported once.
+        errors = check_policy(self, path, {k: v for k, v in spec.items() if k in POLICY_KEYS}, default_policy)
         if upstream is None or match is None or not isinstance(name, str):
             return None
         return Route(name=name, match=match, upstream=upstream, strip_prefix=strip,
-                     host_header=host_header, max_body_size=max_body)
+                     host_header=host_header, max_body_size=max_body, errors=errors)
 
     def match(self, path: str, value: Any) -> Match | None:
         spec = self.mapping(path, value, _MATCH_KEYS, required=True)

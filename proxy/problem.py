@@ -10,6 +10,53 @@ from . import errors
 from .status import reason
 
 
+# What a client should do, per status: the fallback `detail` whenever the
+# upstream gave none that is safe to show.
+DEFAULT_DETAILS = {
+    400: "The request could not be understood. Check its syntax and parameters, then try again.",
+    401: "Authentication is required. Sign in or send valid credentials, then try again.",
+    403: "You are not allowed to do this. Ask for access if you believe you should have it.",
+    404: "Nothing was found at this address. Check the URL.",
+    405: "This method is not allowed here. The Allow header lists the ones that are.",
+    406: "None of the representations the request accepts is available.",
+    408: "The request took too long to arrive. Try again.",
+    409: (
+        "The resource was changed by another request. Fetch it again, reapply your change, "
+        "and retry with If-Match set to its current ETag."
+    ),
+    410: "This resource is gone and will not come back.",
+    412: (
+        "The resource changed since you read it, so your precondition (If-Match or "
+        "If-Unmodified-Since) failed. Fetch the current version, reapply your change, "
+        "and retry with its ETag."
+    ),
+    413: "The request body is too large.",
+    414: "The URL is too long.",
+    415: "The request body's media type is not supported here.",
+    422: "The request was understood but its content is not valid. Correct it and try again.",
+    428: (
+        "This resource only accepts conditional changes. Fetch it, then retry with "
+        "If-Match set to the ETag you received."
+    ),
+    429: "Too many requests. Wait before trying again (see Retry-After).",
+    500: "Something went wrong on our side. Try again later; if it persists, contact support with the request id.",
+    501: "This is not supported here.",
+    502: "The service behind this address sent an invalid response or could not be reached. Try again shortly.",
+    503: "The service is temporarily unavailable. Try again later (see Retry-After).",
+    504: "The service behind this address did not answer in time. Try again shortly.",
+}
+# Statuses whose answer is "fetch the current version": they carry its ETag.
+CONCURRENCY_STATUSES = frozenset({409, 412, 428})
+
+
+def default_detail(status: int) -> str:
+    if status in DEFAULT_DETAILS:
+        return DEFAULT_DETAILS[status]
+    if status >= 500:
+        return DEFAULT_DETAILS[500]
+    return "The request could not be completed."
+
+
 @dataclass(slots=True)
 class Problem:
     """A problem about to be rendered.

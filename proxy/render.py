@@ -1,12 +1,24 @@
-"""Turn a Problem into an HTTP response."""
+"""Turn a Problem into an HTTP response in the negotiated format and JSON style.
+
+HTML here is a minimal built-in page behind `html_page`; branded templates
+replace it without touching callers.
+"""
 
 from __future__ import annotations
 
+import html
+import json
+import re
+from typing import Any, Iterable, Mapping
+
 from aiohttp import hdrs, web
 
+from .negotiation import JSON, PROBLEM, Choice
 from .problem import Problem
+from .settings import ErrorPolicy
 
 PROXY_NAME = "errorproxy"
+_PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 class NoInventedHeaders:
@@ -35,20 +47,107 @@ class ProblemResponse(NoInventedHeaders, web.Response):
     """A response the proxy renders itself."""
 
 
-def problem_headers(problem: Problem) -> dict[str, str]:
-    headers = {"Cache-Control": "no-store"}
+def render(
+    problem: Problem,
+    choice: Choice = PROBLEM,
+    policy: ErrorPolicy | None = None,
+    *,
+    negotiated: bool = False,
+    keep: Iterable[tuple[str, str]] = (),
+    method: str = "GET",
+    path: str = "",
+) -> ProblemResponse:
+    """The response for `problem`; aiohttp drops the body for HEAD.
+
+    `keep` are upstream headers the client needs to act (ETag, Retry-After, ...).
+    """
+    style = policy.json_style if policy is not None else "problem"
+    if choice.kind == "html":
+        body, content_type = html_page(problem), "text/html; charset=utf-8"
+    elif choice.kind == "text":
+        body, content_type = text_page(problem), "text/plain; charset=utf-8"
+    elif style == "envelope":
+        body, content_type = _json(envelope(problem)), "application/json"
+    elif style == "custom" and policy is not None and policy.json_template is not None:
+        values = {**template_values(problem), "method": method, "path": path}
+        body, content_type = _json(fill(policy.json_template, values)), "application/json"
+    else:
+        body, content_type = problem.to_json(), choice.media_type if choice is JSON else PROBLEM.media_type
+    response = ProblemResponse(status=problem.status, body=body)
+    headers = response.headers
+    for name, value in keep:
+        headers.add(name, value)
+    headers[hdrs.CONTENT_TYPE] = content_type
+    headers[hdrs.CACHE_CONTROL] = "no-store"
+    if negotiated:
+        headers.add(hdrs.VARY, "Accept")
     if problem.request_id:
         headers["X-Request-ID"] = problem.request_id
     if problem.proxy_status:
         headers["Proxy-Status"] = f"{PROXY_NAME}; {problem.proxy_status}"
-    return headers
+    return response
 
 
-def render(problem: Problem) -> web.Response:
-    """An application/problem+json response (aiohttp drops the body for HEAD)."""
-    return ProblemResponse(
-        status=problem.status,
-        body=problem.to_json(),
-        headers=problem_headers(problem),
-        content_type="application/problem+json",
+def _json(value: Any) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def envelope(problem: Problem) -> dict[str, Any]:
+    """`{"error": {"code", "message", "details", "request_id"}}`, extensions alongside."""
+    error: dict[str, Any] = {"code": problem.status, "message": problem.title, "details": problem.detail}
+    if problem.request_id:
+        error["request_id"] = problem.request_id
+    for key, value in problem.extensions.items():
+        error.setdefault(key, value)
+    return {"error": error}
+
+
+def template_values(problem: Problem) -> dict[str, Any]:
+    values = {**problem.extensions, **problem.to_dict()}
+    values["upstream_status"] = _upstream_status(problem)
+    return values
+
+
+def _upstream_status(problem: Problem) -> int | None:
+    if problem.proxy_status and problem.proxy_status.startswith("received-status="):
+        return int(problem.proxy_status.split("=", 1)[1])
+    return None
+
+
+def fill(template: Any, values: Mapping[str, Any]) -> Any:
+    """Replace `${name}` placeholders; a string that is one placeholder keeps the value's type.
+
+    >>> fill({"code": "${status}", "msg": "Error ${status}: ${title}", "x": "${nope}"}, {"status": 409, "title": "Conflict"})
+    {'code': 409, 'msg': 'Error 409: Conflict', 'x': None}
+    """
+    if isinstance(template, Mapping):
+        return {key: fill(value, values) for key, value in template.items()}
+    if isinstance(template, list):
+        return [fill(item, values) for item in template]
+    if isinstance(template, str):
+        whole = _PLACEHOLDER.fullmatch(template)
+        if whole:
+            return values.get(whole.group(1))
+        return _PLACEHOLDER.sub(lambda m: "" if values.get(m.group(1)) is None else str(values[m.group(1)]), template)
+    return template
+
+
+def text_page(problem: Problem) -> bytes:
+    lines = [f"{problem.status} {problem.title}", "", problem.detail]
+    if problem.request_id:
+        lines += ["", f"Request ID: {problem.request_id}"]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def html_page(problem: Problem) -> bytes:
+    """A minimal, self-contained page; every value is escaped."""
+    title = html.escape(f"{problem.status} {problem.title}")
+    request_id = (
+        f'<p>Request ID: <code>{html.escape(problem.request_id)}</code></p>' if problem.request_id else ""
     )
+    return (
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>{title}</title></head><body><main><h1>{title}</h1>"
+        f"<p>{html.escape(problem.detail)}</p>{request_id}</main></body></html>\n"
+    ).encode()

@@ -14,6 +14,8 @@ from typing import Literal, Mapping
 
 from yarl import URL
 
+from .status import StatusSet
+
 HostHeader = Literal["upstream", "client"]
 DEFAULT_MAX_BODY = 100 * 1024 * 1024
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -62,6 +64,56 @@ class Match:
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorRule:
+    """One entry of a route's `errors`: conditions on the upstream error, then what to set."""
+
+    status: StatusSet
+    body_matches: re.Pattern[str] | None = None
+    json_equals: tuple[tuple[str, object], ...] = ()  # (JSON pointer, value) pairs
+    header_matches: tuple[tuple[str, re.Pattern[str]], ...] = ()  # (header name, regex) pairs
+    type: str | None = None
+    title: str | None = None
+    detail: str | None = None
+    detail_pointer: str | None = None
+    extensions: tuple[tuple[str, str], ...] = ()  # (member name, JSON pointer) pairs
+    rewrite_status: int | None = None
+
+    @property
+    def reads_body(self) -> bool:
+        return bool(self.body_matches or self.json_equals)
+
+
+@dataclass(frozen=True, slots=True)
+class SuccessFalse:
+    """Legacy mapping: a 200 whose JSON body holds `"success": false` becomes `status`."""
+
+    status: int
+    max_body: int = 64 * 1024
+    pointer: str = "/success"
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorPolicy:
+    """How a route rewrites errors; inherited from `defaults`, overridable per route."""
+
+    intercept: StatusSet = StatusSet(((400, 599),))
+    origins: frozenset[str] = frozenset({"upstream", "proxy"})
+    format: str = "auto"  # auto | json | html | text | passthrough
+    json_style: str = "problem"  # problem | envelope | custom
+    json_template: Mapping[str, object] | None = None
+    expose_upstream_detail: bool = True
+    max_error_body: int = 64 * 1024
+    rules: tuple[ErrorRule, ...] = ()
+    success_false: SuccessFalse | None = None
+
+    def intercepts(self, status: int) -> bool:
+        """Whether an upstream response with this status is rewritten (or may be, by a rule)."""
+        if self.format == "passthrough" or "upstream" not in self.origins:
+            return False
+        return status in self.intercept or any(status in rule.status for rule in self.rules)
+
+
+@dataclass(frozen=True, slots=True)
 class Route:
     name: str
     match: Match
@@ -69,6 +121,7 @@ class Route:
     strip_prefix: str | None = None
     host_header: HostHeader = "upstream"
     max_body_size: int | None = DEFAULT_MAX_BODY  # None: no limit
+    errors: ErrorPolicy = ErrorPolicy()
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,4 +132,5 @@ class Settings:
     server: ServerSettings = ServerSettings()
     trusted_proxies: tuple[IPNetwork, ...] = ()
     source: str = "<embedded>"
+    errors: ErrorPolicy = ErrorPolicy()  # the `defaults` policy, for requests no route matches
     brand: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))

@@ -104,3 +104,27 @@ def map_failure(exc: BaseException, upstream: UpstreamSettings, request_id: str)
         upstream.name, error.proxy_status, type(exc).__name__, str(exc)[:300], request_id,
     )
     return error
+
+
+async def read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
+    """Up to `cap` bytes of the body, and whether that is all of it.
+
+    A body announced larger than the cap is not read at all. A read that fails
+    gives what arrived and False: the caller then treats the body as unparsed.
+    """
+    length = response.content_length
+    if length is not None and length > cap:
+        return b"", False
+    buffer = bytearray()
+    try:
+        while len(buffer) <= cap:
+            chunk = await response.content.read(cap + 1 - len(buffer))
+            if not chunk:
+                return bytes(buffer), True
+            buffer += chunk
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        log.warning("reading an upstream error body failed: %s: %s", type(exc).__name__, str(exc)[:300])
+        response.close()
+    return bytes(buffer), False

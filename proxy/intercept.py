@@ -1,0 +1,225 @@
+"""Turn an upstream error response into a Problem: the heart of errorproxy.
+
+Input is what the proxy saw (status, headers, and the body read up to the
+route's cap); output is a Problem whose every upstream-derived string has been
+checked by `scrub`. Pure: no I/O, no aiohttp.web.
+
+    upstream 409, ETag "v7", {"error": {"message": "Version conflict"}, "currentVersion": 7}
+    -> Problem(status=409, title="Conflict", detail="Version conflict",
+               extensions={"current_etag": '"v7"', "current_version": 7})
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+import zlib
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from . import scrub
+from .pointer import MISSING, resolve
+from .problem import CONCURRENCY_STATUSES, Problem, default_detail
+from .settings import ErrorPolicy, ErrorRule, SuccessFalse
+from .status import reason
+
+log = logging.getLogger("errorproxy.intercept")
+
+# Where APIs commonly put their human message, tried in order when no pointer is set.
+COMMON_DETAIL_POINTERS = ("/detail", "/message", "/error/message", "/error", "/errors/0/message", "/error_description")
+_PROBLEM_MEMBERS = ("type", "title", "status", "detail", "instance")
+_MAX_TEXT_DETAIL = 300
+_TAG = re.compile(r"<[^<>]{0,2000}>")
+_SPACE = re.compile(r"\s+")
+_TITLE = re.compile(r"<title[^>]{0,200}>([^<]{1,300})</title>", re.IGNORECASE)
+
+
+@dataclass(slots=True)
+class UpstreamReply:
+    """An upstream response under interception."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes | None  # None: larger than the cap (or undecodable), not parsed
+
+    @property
+    def media_type(self) -> str:
+        return self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
+
+
+@dataclass(slots=True)
+class Parsed:
+    text: str
+    document: Any  # the parsed JSON value, or MISSING
+
+
+def decode_body(raw: bytes | None, encoding: str, cap: int) -> bytes | None:
+    """Undo a Content-Encoding within `cap` bytes of output; None past the cap or on bad data.
+
+    A decompression bomb stops at the cap: output is produced at most cap+1 bytes at a time.
+    """
+    if raw is None:
+        return None
+    encoding = encoding.strip().lower()
+    if encoding in ("", "identity"):
+        return raw
+    try:
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            wbits = 31 if "gzip" in encoding else (15 if raw[:1] == b"\x78" else -15)
+            decoder = zlib.decompressobj(wbits)
+            out = decoder.decompress(raw, cap + 1)
+            return out if len(out) <= cap and not decoder.unconsumed_tail else None
+        if encoding == "br":
+            return _brotli(raw, cap)
+    except (zlib.error, ValueError, OSError):
+        return None
+    return None
+
+
+def _brotli(raw: bytes, cap: int) -> bytes | None:
+    try:
+        import brotli
+    except ImportError:
+        return None
+    decoder = brotli.Decompressor()
+    try:
+        out = decoder.process(raw, output_buffer_limit=cap + 1)
+    except TypeError:  # an older Brotli without output limits: unsafe, do not parse
+        return None
+    except brotli.error:
+        return None
+    return out if len(out) <= cap else None
+
+
+def parse(reply: UpstreamReply, body: bytes | None) -> Parsed:
+    if body is None:
+        return Parsed("", MISSING)
+    charset = "utf-8"
+    for param in reply.headers.get("Content-Type", "").split(";")[1:]:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"') or "utf-8"
+    try:
+        text = body.decode(charset, errors="replace")
+    except LookupError:
+        text = body.decode("utf-8", errors="replace")
+    document: Any = MISSING
+    if "json" in reply.media_type or text.lstrip()[:1] in ("{", "["):
+        try:
+            document = json.loads(text)
+        except ValueError:
+            document = MISSING
+    return Parsed(text, document)
+
+
+def select_rule(policy: ErrorPolicy, reply: UpstreamReply, parsed: Parsed) -> ErrorRule | None:
+    """The first rule whose conditions all hold."""
+    for rule in policy.rules:
+        if reply.status not in rule.status:
+            continue
+        if rule.body_matches is not None and rule.body_matches.search(parsed.text) is None:
+            continue
+        if any(resolve(parsed.document, pointer) != value for pointer, value in rule.json_equals):
+            continue
+        if any(pattern.search(reply.headers.get(name, "")) is None for name, pattern in rule.header_matches):
+            continue
+        return rule
+    return None
+
+
+def normalize(
+    policy: ErrorPolicy,
+    reply: UpstreamReply,
+    parsed: Parsed,
+    rule: ErrorRule | None,
+    *,
+    instance: str | None,
+    request_id: str,
+    status: int | None = None,
+) -> Problem:
+    """The Problem for an intercepted upstream error. `status` overrides (legacy 200 mapping)."""
+    final = status or (rule.rewrite_status if rule and rule.rewrite_status else reply.status)
+    document = parsed.document
+    upstream_problem = document if reply.media_type == "application/problem+json" and isinstance(document, dict) else None
+    unsafe = _unsafe(parsed)
+    if unsafe:
+        log.warning(
+            "upstream %s body scrubbed (%s) request_id=%s body=%r",
+            reply.status, unsafe, request_id, parsed.text[:2000],
+        )
+
+    problem = Problem(status=final, instance=instance, request_id=request_id,
+                      proxy_status=f"received-status={reply.status}")
+    if upstream_problem is not None and final == reply.status:
+        for member in ("type", "title"):
+            if isinstance(upstream_problem.get(member), str) and scrub.is_safe(upstream_problem[member]):
+                setattr(problem, member, upstream_problem[member])
+        for key, value in upstream_problem.items():
+            if key not in _PROBLEM_MEMBERS and key != "request_id" and scrub.find_unsafe_in_json(value) is None:
+                problem.extensions[key] = value
+    problem.detail = _detail(policy, rule, reply, parsed, upstream_problem) or default_detail(final)
+    if rule is not None:
+        problem.type = rule.type or problem.type
+        problem.title = rule.title or (problem.title if final == reply.status else reason(final))
+        for name, pointer in rule.extensions:
+            value = resolve(document, pointer)
+            if value is not MISSING and scrub.find_unsafe_in_json(value) is None:
+                problem.extensions[name] = value
+    if final in CONCURRENCY_STATUSES and "ETag" in reply.headers:
+        problem.extensions.setdefault("current_etag", reply.headers["ETag"])
+    return problem
+
+
+def _unsafe(parsed: Parsed) -> str | None:
+    if parsed.document is not MISSING:
+        return scrub.find_unsafe_in_json(parsed.document)
+    return scrub.unsafe_reason(parsed.text) if parsed.text else None
+
+
+def _detail(policy: ErrorPolicy, rule: ErrorRule | None, reply: UpstreamReply, parsed: Parsed,
+            upstream_problem: dict | None) -> str | None:
+    if rule is not None and rule.detail:
+        return rule.detail
+    if rule is not None and rule.detail_pointer is not None:
+        return _safe_text(resolve(parsed.document, rule.detail_pointer))
+    if not policy.expose_upstream_detail:
+        return None
+    if upstream_problem is not None:
+        return _safe_text(upstream_problem.get("detail"))
+    if parsed.document is not MISSING:
+        for pointer in COMMON_DETAIL_POINTERS:
+            found = _safe_text(resolve(parsed.document, pointer))
+            if found:
+                return found
+        return None
+    return _text_detail(reply, parsed.text)
+
+
+def _safe_text(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    text = _SPACE.sub(" ", value).strip()
+    if not text or len(text) > _MAX_TEXT_DETAIL or not scrub.is_safe(value):
+        return None
+    return text
+
+
+def _text_detail(reply: UpstreamReply, text: str) -> str | None:
+    """A short, safe line from a text, HTML or XML body."""
+    media = reply.media_type
+    if "html" in media or "xml" in media:
+        if scrub.unsafe_reason(text):
+            return None
+        title = _TITLE.search(text)
+        text = title.group(1) if title and "html" in media else _TAG.sub(" ", text)
+        text = html.unescape(text)
+    elif media and not media.startswith("text/"):
+        return None
+    return _safe_text(text)
+
+
+def success_false(rule: SuccessFalse, parsed: Parsed) -> bool:
+    """Whether a legacy 200 body says it failed (`{"success": false, ...}`)."""
+    return resolve(parsed.document, rule.pointer) is False

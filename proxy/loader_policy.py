@@ -1,0 +1,169 @@
+"""Validation of the error-rewriting keys a route inherits from `defaults`.
+
+Split from `loader` so each module holds one idea; it reports through the same
+problem collector, with the same `path: value message` lines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from types import MappingProxyType
+from typing import Any
+
+from .pointer import is_pointer
+from .settings import ErrorPolicy, ErrorRule, SuccessFalse
+from .status import StatusSet, is_status
+from .units import parse_size
+
+POLICY_KEYS = {
+    "intercept", "origins", "format", "json_style", "json_template",
+    "expose_upstream_detail", "max_error_body", "errors", "success_false",
+}
+_RULE_KEYS = {
+    "status", "body_matches", "json_equals", "header_matches", "type", "title",
+    "detail", "detail_pointer", "extensions", "rewrite_status",
+}
+_FORMATS = ("auto", "json", "html", "text", "passthrough")
+_STYLES = ("problem", "envelope", "custom")
+_ORIGINS = {"upstream": {"upstream"}, "proxy": {"proxy"}, "both": {"upstream", "proxy"}}
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def check_policy(check: Any, path: str, spec: dict[str, Any], base: ErrorPolicy = ErrorPolicy()) -> ErrorPolicy:
+    """`base` with the keys in `spec` applied; problems go to `check`."""
+    values: dict[str, Any] = {}
+    if "intercept" in spec:
+        values["intercept"] = _statuses(check, f"{path}.intercept", spec["intercept"]) or base.intercept
+    if "origins" in spec:
+        origins = spec["origins"]
+        if origins in _ORIGINS:
+            values["origins"] = frozenset(_ORIGINS[origins])
+        else:
+            check.fail(f"{path}.origins", origins, "must be upstream, proxy or both")
+    for key, choices in (("format", _FORMATS), ("json_style", _STYLES)):
+        if key in spec:
+            if spec[key] in choices:
+                values[key] = spec[key]
+            else:
+                check.fail(f"{path}.{key}", spec[key], "must be one of " + ", ".join(choices))
+    if "json_template" in spec:
+        template = spec["json_template"]
+        if isinstance(template, dict) and template:
+            values["json_template"] = MappingProxyType(template)
+        else:
+            check.fail(f"{path}.json_template", template, "must be a non-empty mapping")
+    if values.get("json_style") == "custom" and "json_template" not in values and base.json_template is None:
+        check.problems.append(f"{path}.json_template: missing: json_style custom needs a json_template mapping")
+    if "expose_upstream_detail" in spec:
+        if isinstance(spec["expose_upstream_detail"], bool):
+            values["expose_upstream_detail"] = spec["expose_upstream_detail"]
+        else:
+            check.fail(f"{path}.expose_upstream_detail", spec["expose_upstream_detail"], "must be true or false")
+    if "max_error_body" in spec:
+        values["max_error_body"] = _size(check, f"{path}.max_error_body", spec["max_error_body"], base.max_error_body)
+    if "errors" in spec:
+        rules = spec["errors"]
+        if isinstance(rules, list):
+            values["rules"] = tuple(
+                rule for index, item in enumerate(rules)
+                if (rule := _rule(check, f"{path}.errors[{index}]", item)) is not None
+            )
+        else:
+            check.fail(f"{path}.errors", rules, "must be a list of rules")
+    if "success_false" in spec:
+        values["success_false"] = _success_false(check, f"{path}.success_false", spec["success_false"])
+    return dataclasses.replace(base, **values)
+
+
+def _statuses(check: Any, path: str, value: Any) -> StatusSet | None:
+    items = value if isinstance(value, list) else [value]
+    try:
+        return StatusSet.parse(items)
+    except ValueError as exc:
+        check.fail(path, exc.args[0], "is not a status, class or range")
+        return None
+
+
+def _size(check: Any, path: str, value: Any, fallback: int) -> int:
+    try:
+        return parse_size(value)
+    except ValueError:
+        check.fail(path, value, "is not a size")
+        return fallback
+
+
+def _status(check: Any, path: str, value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and is_status(value) and value >= 400:
+        return value
+    check.fail(path, value, "is not an error status (400-599)")
+    return None
+
+
+def _text(check: Any, path: str, value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    check.fail(path, value, "must be a string")
+    return None
+
+
+def _pointer(check: Any, path: str, value: Any) -> str | None:
+    if is_pointer(value):
+        return value
+    check.fail(path, value, "is not a JSON pointer (e.g. /error/message)")
+    return None
+
+
+def _rule(check: Any, path: str, spec: Any) -> ErrorRule | None:
+    spec = check.mapping(path, spec, _RULE_KEYS, required=True)
+    if "status" not in spec:
+        check.problems.append(f"{path}.status: missing: a rule needs the status it applies to")
+        return None
+    status = _statuses(check, f"{path}.status", spec["status"])
+    body_matches = None
+    if "body_matches" in spec:
+        try:
+            body_matches = re.compile(spec["body_matches"]) if isinstance(spec["body_matches"], str) else None
+        except re.error as exc:
+            check.fail(f"{path}.body_matches", spec["body_matches"], f"is not a regular expression ({exc})")
+        else:
+            if body_matches is None:
+                check.fail(f"{path}.body_matches", spec["body_matches"], "must be a string")
+    json_equals = []
+    for pointer, expected in check.mapping(f"{path}.json_equals", spec.get("json_equals"), None).items():
+        if _pointer(check, f"{path}.json_equals", pointer) is not None:
+            json_equals.append((pointer, expected))
+    header_matches = []
+    for name, pattern in check.mapping(f"{path}.header_matches", spec.get("header_matches"), None).items():
+        if not _HEADER_NAME.fullmatch(name):
+            check.fail(f"{path}.header_matches", name, "is not a header name")
+            continue
+        try:
+            header_matches.append((name, re.compile(str(pattern))))
+        except re.error as exc:
+            check.fail(f"{path}.header_matches.{name}", pattern, f"is not a regular expression ({exc})")
+    texts = {key: _text(check, f"{path}.{key}", spec[key]) for key in ("type", "title", "detail") if key in spec}
+    detail_pointer = _pointer(check, f"{path}.detail_pointer", spec["detail_pointer"]) if "detail_pointer" in spec else None
+    extensions = []
+    for name, pointer in check.mapping(f"{path}.extensions", spec.get("extensions"), None).items():
+        if _pointer(check, f"{path}.extensions.{name}", pointer) is not None:
+            extensions.append((name, pointer))
+    rewrite = _status(check, f"{path}.rewrite_status", spec["rewrite_status"]) if "rewrite_status" in spec else None
+    if status is None:
+        return None
+    return ErrorRule(
+        status=status, body_matches=body_matches, json_equals=tuple(json_equals),
+        header_matches=tuple(header_matches), detail_pointer=detail_pointer,
+        extensions=tuple(extensions), rewrite_status=rewrite, **texts,
+    )
+
+
+def _success_false(check: Any, path: str, value: Any) -> SuccessFalse | None:
+    spec = check.mapping(path, value, {"status", "max_body", "pointer"}, required=True)
+    if "status" not in spec:
+        check.problems.append(f"{path}.status: missing: the error status to answer with")
+        return None
+    status = _status(check, f"{path}.status", spec["status"])
+    max_body = _size(check, f"{path}.max_body", spec.get("max_body", "64KiB"), 64 * 1024)
+    pointer = _pointer(check, f"{path}.pointer", spec.get("pointer", "/success")) or "/success"
+    return SuccessFalse(status=status, max_body=max_body, pointer=pointer) if status else None
