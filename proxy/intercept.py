@@ -79,18 +79,14 @@ def decode_body(raw: bytes | None, encoding: str, cap: int) -> bytes | None:
 
 
 def _brotli(raw: bytes, cap: int) -> bytes | None:
-    try:
-        import brotli
-    except ImportError:
-        return None
+    import brotli  # Brotli >= 1.2: the first release whose decoder can bound its output
+
     decoder = brotli.Decompressor()
     try:
         out = decoder.process(raw, output_buffer_limit=cap + 1)
-    except TypeError:  # an older Brotli without output limits: unsafe, do not parse
-        return None
     except brotli.error:
         return None
-    return out if len(out) <= cap else None
+    return out if len(out) <= cap and decoder.is_finished() else None
 
 
 def parse(reply: UpstreamReply, body: bytes | None) -> Parsed:

@@ -6,6 +6,7 @@ import gzip
 import json
 
 import aiohttp
+import brotli
 import pytest
 from aiohttp import web
 
@@ -258,15 +259,22 @@ async def test_gzip_error_bodies_are_read_and_bombs_are_not(aiohttp_server, star
     routes = {
         "/gz": (409, {"Content-Encoding": "gzip", "Content-Type": "application/json"},
                 gzip.compress(json.dumps({"message": "Already reserved"}).encode())),
+        "/br": (409, {"Content-Encoding": "br", "Content-Type": "application/json"},
+                brotli.compress(json.dumps({"message": "Seat taken"}).encode())),
+        "/brbomb": (409, {"Content-Encoding": "br", "Content-Type": "application/json"},
+                    brotli.compress(b'{"message": "' + b"A" * (50 * 1024 * 1024) + b'"}')),
         "/bomb": (409, {"Content-Encoding": "gzip", "Content-Type": "application/json"},
-                  gzip.compress(b'{"message": "' + b"A" * (200 * 1024 * 1024) + b'"}', compresslevel=9)),
+                  gzip.compress(b'{"message": "' + b"A" * (50 * 1024 * 1024) + b'"}', compresslevel=9)),
     }
     proxy, _ = await _proxy(aiohttp_server, start_proxy, routes)
     status, headers, body = await _get(proxy, "/gz")
     assert json.loads(body)["detail"] == "Already reserved" and "Content-Encoding" not in headers
+    status, headers, body = await _get(proxy, "/br")
+    assert json.loads(body)["detail"] == "Seat taken"
     before = proxy.rss_kib()
-    status, headers, body = await _get(proxy, "/bomb")
-    assert status == 409 and json.loads(body)["detail"].startswith("The resource was changed")
+    for bomb in ("/bomb", "/brbomb"):
+        status, headers, body = await _get(proxy, bomb)
+        assert status == 409 and json.loads(body)["detail"].startswith("The resource was changed")
     assert proxy.rss_kib() - before < 20 * 1024
 
 
