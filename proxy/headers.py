@@ -40,6 +40,7 @@ ACTIONABLE = frozenset(
         "Access-Control-Expose-Headers",
     )
 )
+_ACTIONABLE_LOWER = frozenset(name.lower() for name in ACTIONABLE)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 VIA = "errorproxy"
 
@@ -56,15 +57,17 @@ def connection_tokens(headers: CIMultiDictProxy[str]) -> set[istr]:
 
 
 def _copy(headers: CIMultiDictProxy[str], drop: Iterable[istr]) -> CIMultiDict[str]:
-    dropped = set(drop)
+    # istr compares like str, case and all: compare lower-cased names, since
+    # clients and upstreams may send `connection` or `x-secret` in any case.
+    dropped = {name.lower() for name in drop}
     if "Connection" in headers:
-        dropped |= connection_tokens(headers)
-    return CIMultiDict((k, v) for k, v in headers.items() if k not in dropped)
+        dropped |= {token.lower() for token in connection_tokens(headers)}
+    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in dropped)
 
 
 def actionable(incoming: CIMultiDictProxy[str]) -> list[tuple[str, str]]:
     """The upstream headers a rewritten error keeps, in their order."""
-    return [(name, value) for name, value in incoming.items() if name in ACTIONABLE]
+    return [(name, value) for name, value in incoming.items() if name.lower() in _ACTIONABLE_LOWER]
 
 
 def request_id(incoming: str | None) -> str:
@@ -81,6 +84,8 @@ def is_trusted(peer: str | None, trusted: tuple[IPNetwork, ...]) -> bool:
         address = ipaddress.ip_address(peer)
     except ValueError:
         return False
+    if getattr(address, "ipv4_mapped", None) is not None:
+        address = address.ipv4_mapped  # ::ffff:10.0.0.5 is 10.0.0.5 on a dual-stack socket
     return any(address in network for network in trusted)
 
 

@@ -45,6 +45,7 @@ DEFAULT_DETAILS = {
     503: "The service is temporarily unavailable. Try again later (see Retry-After).",
     504: "The service behind this address did not answer in time. Try again shortly.",
 }
+_MEMBERS = frozenset({"type", "title", "status", "detail", "instance", "request_id"})
 # Statuses whose answer is "fetch the current version": they carry its ETag.
 CONCURRENCY_STATUSES = frozenset({409, 412, 428})
 
@@ -98,7 +99,8 @@ class Problem:
         if self.request_id is not None:
             body["request_id"] = self.request_id
         for key, value in self.extensions.items():
-            body.setdefault(key, value)
+            if key not in _MEMBERS:  # an extension never stands in for a standard member
+                body.setdefault(key, value)
         return body
 
     def to_json(self) -> bytes:

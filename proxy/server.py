@@ -114,7 +114,9 @@ async def serve(proxy, *, ready: Callable[[list[str]], None] | None = None, stop
     site = web.TCPSite(runner, settings.listen.host, settings.listen.port, backlog=1024)
     await site.start()
     addresses = [_url(sock.getsockname()) for sock in site._server.sockets]  # type: ignore[union-attr]
-    log.info("errorproxy listening on %s (config %s, %d routes)", ", ".join(addresses), settings.source, len(settings.routes))
+    loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
+    log.info("errorproxy listening on %s (config %s, %d routes, %s event loop)",
+             ", ".join(addresses), settings.source, len(settings.routes), loop_name)
     if ready is not None:
         ready(addresses)
     stop = stop or asyncio.Event()
