@@ -24,6 +24,7 @@ _RULE_KEYS = {
     "status", "body_matches", "json_equals", "header_matches", "type", "title",
     "detail", "detail_pointer", "extensions", "rewrite_status",
 }
+_SUCCESS_FALSE_KEYS = {"status", "max_body", "pointer"}
 _FORMATS = ("auto", "json", "html", "text", "passthrough")
 _STYLES = ("problem", "envelope", "custom")
 _ORIGINS = {"upstream": {"upstream"}, "proxy": {"proxy"}, "both": {"upstream", "proxy"}}
@@ -159,7 +160,7 @@ def _rule(check: Any, path: str, spec: Any) -> ErrorRule | None:
 
 
 def _success_false(check: Any, path: str, value: Any) -> SuccessFalse | None:
-    spec = check.mapping(path, value, {"status", "max_body", "pointer"}, required=True)
+    spec = check.mapping(path, value, _SUCCESS_FALSE_KEYS, required=True)
     if "status" not in spec:
         check.problems.append(f"{path}.status: missing: the error status to answer with")
         return None

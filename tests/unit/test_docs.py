@@ -1,0 +1,35 @@
+"""docs/configuration.md documents exactly the keys the loader accepts."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from proxy import loader, loader_policy
+
+DOC = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+
+
+def _documented(heading: str) -> set[str]:
+    """The backticked keys in the first column of the table under `heading`."""
+    section = DOC.split(heading + "\n", 1)[1].split("\n#", 1)[0]
+    return set(re.findall(r"^\| `([a-z_]+)` \|", section, re.MULTILINE))
+
+
+@pytest.mark.parametrize(
+    "heading, accepted",
+    [
+        pytest.param("## Top level", loader._TOP_KEYS, id="top"),
+        pytest.param("## `server`", set(loader._SERVER_KEYS), id="server"),
+        pytest.param("## `upstreams.NAME`", {"url"} | set(loader._UPSTREAM_KEYS), id="upstream"),
+        pytest.param("## `routes[N]`", loader._ROUTE_KEYS - loader._ROUTE_POLICY_KEYS, id="route"),
+        pytest.param("### `routes[N].match`", loader._MATCH_KEYS, id="match"),
+        pytest.param("## Route policy (in `defaults` or a route)", loader._ROUTE_POLICY_KEYS, id="policy"),
+        pytest.param("### `errors[N]`", loader_policy._RULE_KEYS, id="rule"),
+        pytest.param("### `success_false`", loader_policy._SUCCESS_FALSE_KEYS, id="success_false"),
+    ],
+)
+def test_reference_lists_every_accepted_key(heading, accepted):
+    assert _documented(heading) == set(accepted)
