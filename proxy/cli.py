@@ -63,7 +63,13 @@ def _run(args: argparse.Namespace) -> int:
     from .forward import Proxy
     from .server import serve
 
-    _run_loop(serve(Proxy(settings)))
+    try:
+        _run_loop(serve(Proxy(settings)))
+    except OSError as exc:
+        # asyncio's text repeats the address: "error while attempting to bind on address (...): address already in use"
+        reason = (exc.strerror or str(exc)).rpartition("): ")[2]
+        print(f"errorproxy run: cannot listen on {settings.listen}: {reason}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -81,6 +87,10 @@ def _demo(args: argparse.Namespace) -> int:
 
     try:
         _run_loop(run_demo(args.listen, args.upstream_listen))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"errorproxy demo: {exc.source}: {problem}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(f"errorproxy demo: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1

@@ -48,6 +48,7 @@ _ROUTE_POLICY_KEYS = {"host_header", "max_body_size"} | POLICY_KEYS  # inherited
 _ROUTE_KEYS = {"name", "match", "upstream", "strip_prefix"} | _ROUTE_POLICY_KEYS
 _MATCH_KEYS = {"host", "path_prefix", "path_regex", "methods"}
 _UNIT_NAMES = {parse_duration: "a duration", parse_size: "a size"}
+_AT_LEAST_ONE = {"max_connections", "max_line_size", "max_headers"}  # 0 would refuse everything
 
 
 class ConfigError(Exception):
@@ -79,6 +80,8 @@ def load(path: str | None = None, *, upstream: str | None = None, listen: str | 
                 text = file.read()
         except OSError as exc:
             raise ConfigError(path, [f"cannot read the file: {exc.strerror}"]) from exc
+        except UnicodeDecodeError as exc:
+            raise ConfigError(path, [f"cannot read the file: not UTF-8 text (byte {exc.start})"]) from exc
         data = _parse_yaml(text, path)
         source = path
     if listen is not None and isinstance(data, dict):
@@ -90,9 +93,11 @@ def load_from_env(env: Mapping[str, str] = os.environ, *, config: str | None = N
                   upstream: str | None = None, listen: str | None = None) -> Settings:
     """`load` with command-line flags first, then ERRORPROXY_* variables.
 
-    ERRORPROXY_UPSTREAM applies only when no config file is given.
+    ERRORPROXY_UPSTREAM applies only when no config file is given. A flag beats
+    any variable: `--upstream` selects the embedded config even when
+    ERRORPROXY_CONFIG is set (by a container image, say).
     """
-    path = config or env.get("ERRORPROXY_CONFIG") or None
+    path = config or (None if upstream else env.get("ERRORPROXY_CONFIG")) or None
     if path is None:
         upstream = upstream or env.get("ERRORPROXY_UPSTREAM") or None
     return load(path, upstream=upstream, listen=listen or env.get("ERRORPROXY_LISTEN") or None)
@@ -102,13 +107,42 @@ def from_text(text: str, source: str = "<string>") -> Settings:
     return from_mapping(_parse_yaml(text, source), source)
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping.
+
+    PyYAML keeps the last one silently, so a second `legacy:` upstream or a
+    repeated `routes:` would replace the first without a word.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # `<<: *base` keys may be overridden: that is what merging is for
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+                seen.add(key)
+            except TypeError:  # unhashable: PyYAML's own construction reports it
+                continue
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"found duplicate key {_show(key)}", key_node.start_mark,
+                )
+        return super().construct_mapping(node, deep)
+
+
 def _parse_yaml(text: str, source: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        if context and problem.startswith("but "):  # "but found another document" needs its first half
+            problem = f"{context}, {problem}"
         raise ConfigError(source, [f"{where}not valid YAML ({problem})"]) from exc
 
 
@@ -128,6 +162,7 @@ def from_mapping(data: Any, source: str) -> Settings:
     }
     defaults = check.mapping("defaults", top.get("defaults", {}), _ROUTE_POLICY_KEYS)
     default_policy = check_policy(check, "defaults", defaults)
+    default_limits = check.limits("defaults", defaults, ("upstream", DEFAULT_MAX_BODY))
     routes_data = top.get("routes")
     if not isinstance(routes_data, list) or not routes_data:
         check.fail("routes", routes_data, "must be a non-empty list of routes")
@@ -135,11 +170,14 @@ def from_mapping(data: Any, source: str) -> Settings:
     routes = []
     names: set[str] = set()
     for index, spec in enumerate(routes_data):
-        route = check.route(f"routes[{index}]", index, spec, defaults, upstreams, default_policy)
+        route = check.route(f"routes[{index}]", index, spec, default_limits, upstreams, default_policy)
+        # Checked on invalid routes too, so fixing one problem does not reveal another.
+        name = route.name if route is not None else spec.get("name") if isinstance(spec, dict) else None
+        if isinstance(name, str):
+            if name in names:
+                check.fail(f"routes[{index}].name", name, "is used by an earlier route")
+            names.add(name)
         if route is not None:
-            if route.name in names:
-                check.fail(f"routes[{index}].name", route.name, "is used by an earlier route")
-            names.add(route.name)
             routes.append(route)
     if check.problems:
         raise ConfigError(source, check.problems)
@@ -192,7 +230,7 @@ class _Checker:
         text = str(value) if isinstance(value, (str, int)) else ""
         host, sep, port = text.rpartition(":")
         host = host.strip("[]") or "0.0.0.0"
-        if sep and port.isdigit() and 0 <= int(port) < 65536:
+        if sep and port.isascii() and port.isdigit() and int(port) < 65536 and _is_host(host):
             return Address(host, int(port))
         self.fail(path, value, "is not an address (HOST:PORT, e.g. 0.0.0.0:8080)")
         return Address("0.0.0.0", 8080)
@@ -204,6 +242,9 @@ class _Checker:
                 out[key] = keys[key](raw)
             except ValueError:
                 self.fail(f"{path}.{key}", raw, f"is not {_UNIT_NAMES[keys[key]]}")
+            else:
+                if out[key] == 0 and key in _AT_LEAST_ONE:
+                    self.fail(f"{path}.{key}", raw, "must be at least 1")
         return out
 
     def networks(self, path: str, value: Any) -> tuple[Any, ...]:
@@ -233,11 +274,10 @@ class _Checker:
         if isinstance(spec, str):
             spec = {"url": spec}
         spec = self.mapping(path, spec, {"url"} | set(_UPSTREAM_KEYS), required=True)
-        url = self.url(f"{path}.url", spec.get("url"))
+        url = self.url(f"{path}.url", spec["url"]) if "url" in spec else None
+        if "url" not in spec and spec:  # an empty spec is reported already
+            self.problems.append(f"{path}.url: missing: an upstream needs a url (http://HOST:PORT)")
         options = self.units(path, {k: v for k, v in spec.items() if k != "url"}, _UPSTREAM_KEYS)
-        for key in ("max_connections",):
-            if options.get(key) == 0:
-                self.fail(f"{path}.{key}", spec[key], "must be at least 1")
         return UpstreamSettings(name=name, url=url, **options) if url is not None else None
 
     def url(self, path: str, value: Any) -> URL | None:
@@ -248,39 +288,51 @@ class _Checker:
         if url is None or url.scheme != "http" or not url.host or url.query_string or url.fragment:
             self.fail(path, value, "is not an upstream URL (http://HOST[:PORT][/base/path])")
             return None
+        if "@" in url.raw_authority:
+            # They would travel in the Host header; credentials belong in headers the upstream checks.
+            self.fail(path, value, "must not hold credentials (user:password@)")
+            return None
         return url
 
-    def route(self, path: str, index: int, spec: Any, defaults: dict[str, Any],
+    def route(self, path: str, index: int, spec: Any, default_limits: tuple[str, int | None],
               upstreams: dict[str, UpstreamSettings | None], default_policy: ErrorPolicy) -> Route | None:
-        spec = self.mapping(path, spec, _ROUTE_KEYS, required=True)
-        policy = {**defaults, **{k: v for k, v in spec.items() if k in _ROUTE_POLICY_KEYS - POLICY_KEYS}}
+        given, spec = spec, self.mapping(path, spec, _ROUTE_KEYS, required=True)
+        if not isinstance(given, dict) or not given:
+            return None  # reported; checking its missing keys would only repeat it
         name = spec.get("name", f"route{index}")
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             self.fail(f"{path}.name", name, "is not a valid route name (letters, digits, _ . -)")
         match = self.match(f"{path}.match", spec.get("match"))
         upstream_name = spec.get("upstream")
         upstream = upstreams.get(upstream_name) if isinstance(upstream_name, str) else None
-        if upstream_name not in upstreams:
+        if not isinstance(upstream_name, str) or upstream_name not in upstreams:
             defined = ", ".join(sorted(upstreams)) or "none"
             self.fail(f"{path}.upstream", upstream_name, f"is not a defined upstream (defined: {defined})")
         strip = spec.get("strip_prefix")
         if strip is not None and (not isinstance(strip, str) or not strip.startswith("/")):
             self.fail(f"{path}.strip_prefix", strip, "must be a path starting with /")
-        host_header = policy.get("host_header", "upstream")
-        if host_header not in ("upstream", "client"):
-            self.fail(f"{path}.host_header", host_header, "must be upstream or client")
-        max_body = policy.get("max_body_size", DEFAULT_MAX_BODY)
-        if max_body is not None:
-            try:
-                max_body = parse_size(max_body)
-            except ValueError:
-                self.fail(f"{path}.max_body_size", max_body, "is not a size (or null for no limit)")
+        host_header, max_body = self.limits(path, spec, default_limits)
         # Only the route's own keys are checked here: a bad default is reported once.
         errors = check_policy(self, path, {k: v for k, v in spec.items() if k in POLICY_KEYS}, default_policy)
         if upstream is None or match is None or not isinstance(name, str):
             return None
         return Route(name=name, match=match, upstream=upstream, strip_prefix=strip,
                      host_header=host_header, max_body_size=max_body, errors=errors)
+
+    def limits(self, path: str, spec: dict[str, Any], base: tuple[str, int | None]) -> tuple[str, int | None]:
+        """`host_header` and `max_body_size` as `spec` sets them, else as in `base`."""
+        host_header, max_body = base
+        if "host_header" in spec:
+            if spec["host_header"] in ("upstream", "client"):
+                host_header = spec["host_header"]
+            else:
+                self.fail(f"{path}.host_header", spec["host_header"], "must be upstream or client")
+        if "max_body_size" in spec:
+            try:
+                max_body = None if spec["max_body_size"] is None else parse_size(spec["max_body_size"])
+            except ValueError:
+                self.fail(f"{path}.max_body_size", spec["max_body_size"], "is not a size (or null for no limit)")
+        return host_header, max_body
 
     def match(self, path: str, value: Any) -> Match | None:
         spec = self.mapping(path, value, _MATCH_KEYS, required=True)
@@ -315,3 +367,12 @@ class _Checker:
             return None
         return Match(hosts=tuple(h.lower() for h in hosts if isinstance(h, str)), path_prefix=prefix,
                      path_regex=regex, methods=methods)
+
+
+def _is_host(host: str) -> bool:
+    """An IP address or a host name to listen on (no wildcard)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return not host.startswith("*.") and _HOST.fullmatch(host.lower()) is not None
+    return True

@@ -8,9 +8,11 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")  # seconds, as a quoted YAML value or an env variable
 _DURATION_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB|k|K|M|G)?")
 _SIZE_SCALE = {
@@ -29,7 +31,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("not a duration")
     if isinstance(value, (int, float)):
-        if value < 0:
+        if value < 0 or not math.isfinite(value):  # YAML's .inf and .nan are floats too
             raise ValueError("not a duration")
         return float(value)
     if not isinstance(value, str):
@@ -37,6 +39,8 @@ def parse_duration(value: object) -> float:
     text = value.strip()
     if not text:
         raise ValueError("not a duration")
+    if _BARE_NUMBER.fullmatch(text):
+        return float(text)
     pos, total = 0, 0.0
     for part in _DURATION_PART.finditer(text):
         if part.start() != pos:
