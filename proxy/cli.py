@@ -47,12 +47,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings | None:
+    """Valid settings whose templates all render, or None after printing every problem."""
     try:
-        return load_from_env(os.environ, config=getattr(args, "config", None), upstream=getattr(args, "upstream", None), listen=getattr(args, "listen", None))
+        settings = load_from_env(os.environ, config=getattr(args, "config", None),
+                                 upstream=getattr(args, "upstream", None), listen=getattr(args, "listen", None))
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return None
+    from .pages import Pages
+
+    route_templates = tuple(sorted({route.template for route in settings.routes if route.template}))
+    template_problems = Pages(settings.brand, settings.templates_dir).check(route_templates)
+    for problem in template_problems:
+        print(f"{settings.source}: template {problem}", file=sys.stderr)
+    return None if template_problems else settings
 
 
 def _run(args: argparse.Namespace) -> int:

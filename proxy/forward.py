@@ -16,6 +16,7 @@ from yarl import URL
 from . import errors, headers, websocket
 from .intercept import UpstreamReply, decode_body, normalize, parse, select_rule, success_false
 from .negotiation import FIXED, PROBLEM, Choice, choose
+from .pages import Pages
 from .problem import Problem
 from .render import PassthroughResponse, render
 from .routing import Router, host_name, normalize_path, upstream_target
@@ -58,6 +59,7 @@ class Proxy:
         self.settings = settings
         self.router = Router(settings.routes)
         self.pool = pool or Pool(settings.upstreams)
+        self.pages = Pages(settings.brand, settings.templates_dir)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -79,9 +81,7 @@ class Proxy:
         policy = route.errors if route is not None else self.settings.errors
         problem = Problem.from_error(error, instance=request.path, request_id=request_id)
         if "proxy" in policy.origins and policy.format != "passthrough":
-            choice, negotiated = _choice(policy, request)
-            response = render(problem, choice, policy, negotiated=negotiated,
-                              method=request.method, path=request.path)
+            response = self._render(request, problem, policy, route)
         else:
             response = render(problem)
         if isinstance(error, errors.BodyTooLarge):
@@ -114,13 +114,20 @@ class Proxy:
             if body is not None and body.too_large:
                 raise errors.BodyTooLarge() from exc
             raise map_failure(exc, upstream, request_id) from exc
-        policy = route.errors
-        status = upstream_response.status
-        if policy.intercepts(status):
-            return await self._intercept(request, upstream_response, route, request_id)
-        if policy.success_false is not None and status == 200 and "json" in upstream_response.content_type:
-            return await self._intercept(request, upstream_response, route, request_id, legacy=policy.success_false)
-        return await self._stream_back(request, upstream_response, route, request_id)
+        try:
+            policy = route.errors
+            status = upstream_response.status
+            if policy.intercepts(status):
+                return await self._intercept(request, upstream_response, route, request_id)
+            if policy.success_false is not None and status == 200 and "json" in upstream_response.content_type:
+                return await self._intercept(request, upstream_response, route, request_id, legacy=policy.success_false)
+            return await self._stream_back(request, upstream_response, route, request_id)
+        except BaseException:
+            # Cancelled because the client went away, or failed half-way: the
+            # connection holds an unread body, so it can neither stay checked
+            # out (a leak against max_connections) nor go back to the pool.
+            upstream_response.close()
+            raise
 
     async def _intercept(self, request: web.BaseRequest, upstream_response: ClientResponse, route: Route,
                          request_id: str, legacy: SuccessFalse | None = None) -> web.StreamResponse:
@@ -145,9 +152,17 @@ class Proxy:
         else:
             upstream_response.close()  # bytes past the cap stay unread: this connection is done
         problem = normalize(policy, reply, parsed, rule, instance=request.path, request_id=request_id, status=status)
+        return self._render(request, problem, policy, route, headers.actionable(upstream_headers))
+
+    def _render(self, request: web.BaseRequest, problem: Problem, policy: ErrorPolicy, route: Route | None,
+                keep: list[tuple[str, str]] | tuple = ()) -> web.Response:
+        """`problem` in the format the route and the client's Accept call for."""
         choice, negotiated = _choice(policy, request)
-        return render(problem, choice, policy, negotiated=negotiated, keep=headers.actionable(upstream_headers),
-                      method=request.method, path=request.path)
+        retry_after = next((value for name, value in keep if name.lower() == "retry-after"), None)
+        return render(
+            problem, choice, policy, negotiated=negotiated, keep=keep, method=request.method, path=request.path,
+            html=lambda p: self.pages.render(p, route.template if route else None, retry_after),
+        )
 
     def _upstream_headers(self, request: web.BaseRequest, route: Route, request_id: str):
         peer = request.remote

@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping
 import yaml
 from yarl import URL
 
+from .loader_brand import check_brand, check_template_name, check_templates_dir
 from .loader_policy import POLICY_KEYS, check_policy
 from .settings import DEFAULT_MAX_BODY, Address, ErrorPolicy, Match, Route, ServerSettings, Settings, UpstreamSettings
 from .units import parse_duration, parse_size
@@ -28,7 +29,7 @@ _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 _HOST = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
-_TOP_KEYS = {"listen", "admin", "server", "upstreams", "routes", "defaults", "trusted_proxies", "brand"}
+_TOP_KEYS = {"listen", "admin", "server", "upstreams", "routes", "defaults", "trusted_proxies", "brand", "templates_dir"}
 _SERVER_KEYS = {
     "header_timeout": parse_duration,
     "keepalive_timeout": parse_duration,
@@ -45,7 +46,7 @@ _UPSTREAM_KEYS = {
     "max_line_size": parse_size,
 }
 _ROUTE_POLICY_KEYS = {"host_header", "max_body_size"} | POLICY_KEYS  # inherited from `defaults`
-_ROUTE_KEYS = {"name", "match", "upstream", "strip_prefix"} | _ROUTE_POLICY_KEYS
+_ROUTE_KEYS = {"name", "match", "upstream", "strip_prefix", "template"} | _ROUTE_POLICY_KEYS
 _MATCH_KEYS = {"host", "path_prefix", "path_regex", "methods"}
 _UNIT_NAMES = {parse_duration: "a duration", parse_size: "a size"}
 _AT_LEAST_ONE = {"max_connections", "max_line_size", "max_headers"}  # 0 would refuse everything
@@ -155,7 +156,8 @@ def from_mapping(data: Any, source: str) -> Settings:
         check.address("admin", top["admin"])
     server = ServerSettings(**check.units("server", top.get("server", {}), _SERVER_KEYS))
     trusted = check.networks("trusted_proxies", top.get("trusted_proxies", []))
-    brand = check.strings("brand", top.get("brand", {}))
+    brand = check_brand(check, "brand", top.get("brand", {}))
+    templates_dir = check_templates_dir(check, "templates_dir", top["templates_dir"]) if "templates_dir" in top else None
     upstreams = {
         name: check.upstream(f"upstreams.{name}", name, spec)
         for name, spec in check.mapping("upstreams", top.get("upstreams"), None, required=True).items()
@@ -189,6 +191,7 @@ def from_mapping(data: Any, source: str) -> Settings:
         trusted_proxies=trusted,
         source=source,
         brand=MappingProxyType(brand),
+        templates_dir=templates_dir,
         errors=default_policy,
     )
 
@@ -312,12 +315,13 @@ class _Checker:
         if strip is not None and (not isinstance(strip, str) or not strip.startswith("/")):
             self.fail(f"{path}.strip_prefix", strip, "must be a path starting with /")
         host_header, max_body = self.limits(path, spec, default_limits)
+        template = check_template_name(self, f"{path}.template", spec["template"]) if "template" in spec else None
         # Only the route's own keys are checked here: a bad default is reported once.
         errors = check_policy(self, path, {k: v for k, v in spec.items() if k in POLICY_KEYS}, default_policy)
         if upstream is None or match is None or not isinstance(name, str):
             return None
         return Route(name=name, match=match, upstream=upstream, strip_prefix=strip,
-                     host_header=host_header, max_body_size=max_body, errors=errors)
+                     host_header=host_header, max_body_size=max_body, errors=errors, template=template)
 
     def limits(self, path: str, spec: dict[str, Any], base: tuple[str, int | None]) -> tuple[str, int | None]:
         """`host_header` and `max_body_size` as `spec` sets them, else as in `base`."""

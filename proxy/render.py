@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from aiohttp import hdrs, web
 
@@ -56,14 +56,16 @@ def render(
     keep: Iterable[tuple[str, str]] = (),
     method: str = "GET",
     path: str = "",
+    html: Callable[[Problem], bytes] | None = None,
 ) -> ProblemResponse:
     """The response for `problem`; aiohttp drops the body for HEAD.
 
-    `keep` are upstream headers the client needs to act (ETag, Retry-After, ...).
+    `keep` are upstream headers the client needs to act (ETag, Retry-After, ...);
+    `html` renders the page for HTML clients (the minimal built-in one if None).
     """
     style = policy.json_style if policy is not None else "problem"
     if choice.kind == "html":
-        body, content_type = html_page(problem), "text/html; charset=utf-8"
+        body, content_type = (html or html_page)(problem), "text/html; charset=utf-8"
     elif choice.kind == "text":
         body, content_type = text_page(problem), "text/plain; charset=utf-8"
     elif style == "envelope":
@@ -128,8 +130,15 @@ def fill(template: Any, values: Mapping[str, Any]) -> Any:
         whole = _PLACEHOLDER.fullmatch(template)
         if whole:
             return values.get(whole.group(1))
-        return _PLACEHOLDER.sub(lambda m: "" if values.get(m.group(1)) is None else str(values[m.group(1)]), template)
+        return _PLACEHOLDER.sub(lambda m: _inline(values.get(m.group(1))), template)
     return template
+
+
+def _inline(value: Any) -> str:
+    """A value inside a longer string: JSON's spelling (true, {"a": 1}), not Python's (True, {'a': 1})."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def text_page(problem: Problem) -> bytes:

@@ -122,6 +122,7 @@ class Route:
     host_header: HostHeader = "upstream"
     max_body_size: int | None = DEFAULT_MAX_BODY  # None: no limit
     errors: ErrorPolicy = ErrorPolicy()
+    template: str | None = None  # HTML template tried first for this route's errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,3 +135,4 @@ class Settings:
     source: str = "<embedded>"
     errors: ErrorPolicy = ErrorPolicy()  # the `defaults` policy, for requests no route matches
     brand: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    templates_dir: str | None = None  # files here override the built-in templates one by one

@@ -86,7 +86,7 @@ errors:
         pytest.param("*/*", "application/problem+json", b'"status":409', id="any"),
         pytest.param("application/json", "application/json", b'"status":409', id="json"),
         pytest.param("text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "text/html; charset=utf-8",
-                     b"<h1>409 Conflict</h1>", id="browser"),
+                     b"<p class=\"status\">Error 409</p>", id="browser"),
         pytest.param("text/plain", "text/plain; charset=utf-8", b"409 Conflict\n", id="text"),
         pytest.param("text/html;q=0.2, application/json;q=0.9", "application/json", b'"status":409', id="q-values"),
     ],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy import loader, loader_policy
+from proxy import loader, loader_brand, loader_policy
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
 
@@ -23,6 +23,7 @@ def _documented(heading: str) -> set[str]:
     [
         pytest.param("## Top level", loader._TOP_KEYS, id="top"),
         pytest.param("## `server`", set(loader._SERVER_KEYS), id="server"),
+        pytest.param("## `brand`", loader_brand.BRAND_KEYS, id="brand"),
         pytest.param("## `upstreams.NAME`", {"url"} | set(loader._UPSTREAM_KEYS), id="upstream"),
         pytest.param("## `routes[N]`", loader._ROUTE_KEYS - loader._ROUTE_POLICY_KEYS, id="route"),
         pytest.param("### `routes[N].match`", loader._MATCH_KEYS, id="match"),

@@ -1,0 +1,46 @@
+"""Validation of the keys that shape HTML pages: `brand`, `templates_dir`, a route's `template`.
+
+Brand values land in CSS and HTML attributes, where autoescaping alone is not
+enough: a colour must be a colour and a link must be http(s) or a local path.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+BRAND_KEYS = {"name", "logo_url", "support_url", "accent_color", "footer_text", "lang"}
+_COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
+_URL = re.compile(r"(?:https?://[^\s\"'<>]+|/[^\s\"'<>]*)")
+_LANG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
+_TEMPLATE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.html")
+
+
+def check_brand(check: Any, path: str, value: Any) -> dict[str, str]:
+    brand = check.strings(path, value)
+    for key in brand.keys() - BRAND_KEYS:
+        check.problems.append(f"{path}.{key}: unknown key (known keys: {', '.join(sorted(BRAND_KEYS))})")
+    rules = (
+        ("accent_color", _COLOR, "is not a colour (#rgb or #rrggbb)"),
+        ("logo_url", _URL, "is not an http(s) URL or a path starting with /"),
+        ("support_url", _URL, "is not an http(s) URL or a path starting with /"),
+        ("lang", _LANG, "is not a language tag (en, de-CH)"),
+    )
+    for key, pattern, message in rules:
+        if key in brand and brand[key] and not pattern.fullmatch(brand[key]):
+            check.fail(f"{path}.{key}", brand[key], message)
+    return {key: item for key, item in brand.items() if key in BRAND_KEYS}
+
+
+def check_template_name(check: Any, path: str, value: Any) -> str | None:
+    if isinstance(value, str) and _TEMPLATE.fullmatch(value):
+        return value
+    check.fail(path, value, "is not a template file name (like site_error.html, no directories)")
+    return None
+
+
+def check_templates_dir(check: Any, path: str, value: Any) -> str | None:
+    if isinstance(value, str) and value.strip():
+        return value
+    check.fail(path, value, "must be a directory path")
+    return None

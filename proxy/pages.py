@@ -1,0 +1,176 @@
+"""Branded HTML error pages from Jinja2 templates: the one module that owns jinja2.
+
+Lookup order for a problem: the route's `template`, `<status>.html`,
+`<class>xx.html`, `error.html`; a `templates_dir` overrides the built-in files
+one by one. A template that fails at request time falls back to the built-in
+page for the same status, so a broken override never becomes a 500.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import jinja2
+
+from .problem import Problem
+
+log = logging.getLogger("errorproxy.pages")
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "templates"
+DEFAULT_BRAND = {"name": "This service", "logo_url": "", "support_url": "", "accent_color": "#0b5fff", "footer_text": ""}
+SAMPLE_STATUSES = (400, 401, 403, 404, 409, 412, 413, 428, 429, 500, 502, 503, 504)
+
+
+def names(status: int, template: str | None = None) -> list[str]:
+    """Templates to try, in order.
+
+    >>> names(409, "site_error.html")
+    ['site_error.html', '409.html', '4xx.html', 'error.html']
+    """
+    return ([template] if template else []) + [f"{status}.html", f"{status // 100}xx.html", "error.html"]
+
+
+def on_accent(color: str) -> str:
+    """Black or white, whichever reads better on `color` (a #rgb or #rrggbb value)."""
+    return "#000000" if contrast(color, "#000000") >= contrast(color, "#ffffff") else "#ffffff"
+
+
+def _luminance(color: str) -> float:
+    hex_digits = color.lstrip("#")
+    if len(hex_digits) in (3, 4):
+        hex_digits = "".join(c * 2 for c in hex_digits[:3])
+    channels = [int(hex_digits[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def contrast(first: str, second: str) -> float:
+    """WCAG 2 contrast ratio of two colours.
+
+    >>> round(contrast("#ffffff", "#000000"), 1)
+    21.0
+    """
+    high, low = sorted((_luminance(first), _luminance(second)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def retry_after_text(value: str | None, now: datetime | None = None) -> str | None:
+    """Retry-After as words: `in 2 minutes`, `after 14:30 UTC`.
+
+    >>> retry_after_text("90")
+    'in 2 minutes'
+    """
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        seconds = int(value)
+        if seconds < 60:
+            return f"in {seconds} second{'s' if seconds != 1 else ''}"
+        minutes = round(seconds / 60)
+        if minutes < 120:
+            return f"in {minutes} minute{'s' if minutes != 1 else ''}"
+        return f"in about {round(minutes / 60)} hours"
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now = now or datetime.now(timezone.utc)
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return f"after {when.astimezone(timezone.utc):%H:%M} UTC" if when.date() == now.date() else f"after {when:%d %b %Y %H:%M} UTC"
+
+
+@dataclass
+class TemplateProblem:
+    name: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.message}"
+
+
+class Pages:
+    """Renders problems as HTML pages for one configuration (brand + templates_dir)."""
+
+    def __init__(self, brand: Mapping[str, str] | None = None, templates_dir: str | None = None) -> None:
+        self.brand = {**DEFAULT_BRAND, **(brand or {})}
+        self.templates_dir = templates_dir
+        loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(templates_dir)] if templates_dir else []
+        self._env = _environment(jinja2.ChoiceLoader([*loaders, jinja2.FileSystemLoader(BUILTIN_DIR)]))
+        self._builtin = _environment(jinja2.FileSystemLoader(BUILTIN_DIR))
+
+    def context(self, problem: Problem, retry_after: str | None = None) -> dict[str, Any]:
+        accent = self.brand["accent_color"]
+        return {
+            "lang": self.brand.get("lang", "en"),
+            "status": problem.status,
+            "title": problem.title,
+            "detail": problem.detail,
+            "type": problem.type,
+            "instance": problem.instance or "",
+            "request_id": problem.request_id or "",
+            "extensions": dict(problem.extensions),
+            "brand": self.brand,
+            "accent": accent,
+            "on_accent": on_accent(accent),
+            "retry_after": retry_after_text(retry_after),
+        }
+
+    def render(self, problem: Problem, template: str | None = None, retry_after: str | None = None) -> bytes:
+        context = self.context(problem, retry_after)
+        candidates = names(problem.status, template)
+        try:
+            return self._env.select_template(candidates).render(context).encode()
+        except Exception as exc:  # a broken override: log it, never answer with a traceback
+            log.error("template for %s failed (%s: %s); using the built-in page request_id=%s",
+                      problem.status, type(exc).__name__, exc, problem.request_id)
+        return self._builtin.select_template(candidates[1:] if template else candidates).render(context).encode()
+
+    def check(self, route_templates: tuple[str, ...] = ()) -> list[TemplateProblem]:
+        """Every problem a request could meet: syntax, missing files, undefined variables."""
+        found: list[TemplateProblem] = []
+        for name in route_templates:
+            try:
+                self._env.get_template(name)
+            except jinja2.TemplateNotFound:
+                found.append(TemplateProblem(name, "not found in templates_dir or the built-in templates"))
+            except jinja2.TemplateSyntaxError as exc:
+                found.append(TemplateProblem(exc.filename or name, f"line {exc.lineno}: {exc.message}"))
+        if self.templates_dir is not None:
+            directory = Path(self.templates_dir)
+            if not directory.is_dir():
+                return [TemplateProblem(str(directory), "templates_dir is not a directory")]
+            for path in sorted(directory.glob("*.html")):
+                try:
+                    self._env.get_template(path.name)
+                except jinja2.TemplateSyntaxError as exc:
+                    found.append(TemplateProblem(str(path), f"line {exc.lineno}: {exc.message}"))
+        if found:
+            return found
+        seen = set()
+        for template in (None, *route_templates):
+            for status in SAMPLE_STATUSES:
+                sample = Problem(status=status, detail="Sample detail.", instance="/sample", request_id="0" * 32)
+                try:
+                    self._env.select_template(names(status, template)).render(self.context(sample, "120"))
+                except jinja2.TemplateError as exc:
+                    message = f"{type(exc).__name__}: {exc}"
+                    if message not in seen:
+                        seen.add(message)
+                        found.append(TemplateProblem(names(status, template)[0], f"rendering status {status} fails: {message}"))
+        return found
+
+
+def _environment(loader: jinja2.BaseLoader) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=loader,
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,  # a typo in a variable name is found by `check`, not by a visitor
+        auto_reload=False,
+    )
