@@ -70,7 +70,8 @@ def decode_body(raw: bytes | None, encoding: str, cap: int) -> bytes | None:
             wbits = 31 if "gzip" in encoding else (15 if raw[:1] == b"\x78" else -15)
             decoder = zlib.decompressobj(wbits)
             out = decoder.decompress(raw, cap + 1)
-            return out if len(out) <= cap and not decoder.unconsumed_tail else None
+            # A stream cut short decodes without error: only `eof` tells it from a whole one.
+            return out if len(out) <= cap and decoder.eof and not decoder.unconsumed_tail else None
         if encoding == "br":
             return _brotli(raw, cap)
     except (zlib.error, ValueError, OSError):
@@ -105,7 +106,7 @@ def parse(reply: UpstreamReply, body: bytes | None) -> Parsed:
     if "json" in reply.media_type or text.lstrip()[:1] in ("{", "["):
         try:
             document = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # "[[[[..." deeper than the interpreter's stack
             document = MISSING
     return Parsed(text, document)
 
@@ -117,12 +118,23 @@ def select_rule(policy: ErrorPolicy, reply: UpstreamReply, parsed: Parsed) -> Er
             continue
         if rule.body_matches is not None and rule.body_matches.search(parsed.text) is None:
             continue
-        if any(resolve(parsed.document, pointer) != value for pointer, value in rule.json_equals):
+        if not all(_same_json(resolve(parsed.document, pointer), value) for pointer, value in rule.json_equals):
             continue
         if any(pattern.search(reply.headers.get(name, "")) is None for name, pattern in rule.header_matches):
             continue
         return rule
     return None
+
+
+def _same_json(a: Any, b: Any) -> bool:
+    """JSON equality: unlike Python's, false is not 0 and true is not 1."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return a is b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_same_json, a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_json(a[key], b[key]) for key in a)
+    return a == b
 
 
 def normalize(

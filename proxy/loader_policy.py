@@ -38,7 +38,7 @@ def check_policy(check: Any, path: str, spec: dict[str, Any], base: ErrorPolicy 
         values["intercept"] = _statuses(check, f"{path}.intercept", spec["intercept"]) or base.intercept
     if "origins" in spec:
         origins = spec["origins"]
-        if origins in _ORIGINS:
+        if isinstance(origins, str) and origins in _ORIGINS:  # a list or mapping is unhashable
             values["origins"] = frozenset(_ORIGINS[origins])
         else:
             check.fail(f"{path}.origins", origins, "must be upstream, proxy or both")
@@ -54,7 +54,7 @@ def check_policy(check: Any, path: str, spec: dict[str, Any], base: ErrorPolicy 
             values["json_template"] = MappingProxyType(template)
         else:
             check.fail(f"{path}.json_template", template, "must be a non-empty mapping")
-    if values.get("json_style") == "custom" and "json_template" not in values and base.json_template is None:
+    if values.get("json_style") == "custom" and "json_template" not in spec and base.json_template is None:
         check.problems.append(f"{path}.json_template: missing: json_style custom needs a json_template mapping")
     if "expose_upstream_detail" in spec:
         if isinstance(spec["expose_upstream_detail"], bool):
@@ -116,7 +116,9 @@ def _pointer(check: Any, path: str, value: Any) -> str | None:
 
 
 def _rule(check: Any, path: str, spec: Any) -> ErrorRule | None:
-    spec = check.mapping(path, spec, _RULE_KEYS, required=True)
+    raw, spec = spec, check.mapping(path, spec, _RULE_KEYS, required=True)
+    if not isinstance(raw, dict) or not raw:
+        return None  # reported; "status: missing" would only repeat it
     if "status" not in spec:
         check.problems.append(f"{path}.status: missing: a rule needs the status it applies to")
         return None
@@ -139,8 +141,11 @@ def _rule(check: Any, path: str, spec: Any) -> ErrorRule | None:
         if not _HEADER_NAME.fullmatch(name):
             check.fail(f"{path}.header_matches", name, "is not a header name")
             continue
+        if not isinstance(pattern, str):
+            check.fail(f"{path}.header_matches.{name}", pattern, "must be a string")
+            continue
         try:
-            header_matches.append((name, re.compile(str(pattern))))
+            header_matches.append((name, re.compile(pattern)))
         except re.error as exc:
             check.fail(f"{path}.header_matches.{name}", pattern, f"is not a regular expression ({exc})")
     texts = {key: _text(check, f"{path}.{key}", spec[key]) for key in ("type", "title", "detail") if key in spec}
@@ -161,6 +166,8 @@ def _rule(check: Any, path: str, spec: Any) -> ErrorRule | None:
 
 def _success_false(check: Any, path: str, value: Any) -> SuccessFalse | None:
     spec = check.mapping(path, value, _SUCCESS_FALSE_KEYS, required=True)
+    if not isinstance(value, dict) or not value:
+        return None  # reported; "status: missing" would only repeat it
     if "status" not in spec:
         check.problems.append(f"{path}.status: missing: the error status to answer with")
         return None

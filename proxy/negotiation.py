@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -44,9 +45,11 @@ def _parse(accept: str) -> list[tuple[str, str, float]]:
             name, _, value = param.partition("=")
             if name.strip().lower() == "q":
                 try:
-                    quality = max(0.0, min(1.0, float(value.strip())))
+                    quality = float(value.strip())
                 except ValueError:
                     quality = 0.0
+                # "nan" and "inf" parse as floats but are no qvalue: malformed, like "abc".
+                quality = max(0.0, min(1.0, quality)) if math.isfinite(quality) else 0.0
         main, _, sub = media.partition("/")
         ranges.append((main, sub, quality))
     return ranges

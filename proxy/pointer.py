@@ -8,13 +8,18 @@ True
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 MISSING = object()
 
 
+# RFC 6901 §3: "~" is only ever the start of "~0" or "~1".
+_POINTER = re.compile(r"(?:/(?:[^~/]|~[01])*)*")
+
+
 def is_pointer(text: object) -> bool:
-    return isinstance(text, str) and (text == "" or text.startswith("/"))
+    return isinstance(text, str) and _POINTER.fullmatch(text) is not None
 
 
 def resolve(document: Any, pointer: str) -> Any:
@@ -29,7 +34,10 @@ def resolve(document: Any, pointer: str) -> Any:
                 return MISSING
             value = value[token]
         elif isinstance(value, list):
-            if not token.isdigit() or (len(token) > 1 and token[0] == "0") or int(token) >= len(value):
+            # ASCII digits only: str.isdigit() also takes "²" (which int() refuses) and "١".
+            if not (token.isascii() and token.isdigit()) or (len(token) > 1 and token[0] == "0"):
+                return MISSING
+            if int(token) >= len(value):
                 return MISSING
             value = value[int(token)]
         else:
