@@ -46,6 +46,31 @@ class Pool:
             await session.close()
 
 
+class _Response(aiohttp.ClientResponse):
+    """aiohttp's response, refusing an ambiguous body length as llhttp does.
+
+    RFC 9112 §6.3: differing Content-Length values are an unrecoverable error
+    that a proxy answers with 502, closing the connection. llhttp rejects any
+    repeated Content-Length; aiohttp's pure-Python parser frames the body by
+    the first value and keeps them all, which would hand the ambiguity on to
+    the client. The check is made here because by the time `start` returns,
+    a short body is read and its connection already back in the pool.
+    """
+
+    async def start(self, connection) -> aiohttp.ClientResponse:
+        protocol = connection.protocol
+        response = await super().start(connection)
+        lengths = self.headers.getall(hdrs.CONTENT_LENGTH, ())
+        if len(lengths) > 1:
+            if protocol is not None:
+                protocol.close()  # may be pooled already: never to be reused
+            raise aiohttp.ClientResponseError(
+                self.request_info, self.history, status=self.status,
+                message=f"{len(lengths)} Content-Length headers: {', '.join(lengths)[:100]}",
+            )
+        return response
+
+
 def _make_session(upstream: UpstreamSettings) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=upstream.max_connections,
@@ -73,6 +98,7 @@ def _make_session(upstream: UpstreamSettings) -> aiohttp.ClientSession:
         max_line_size=upstream.max_line_size,
         max_field_size=upstream.max_line_size,
         read_bufsize=2**16,
+        response_class=_Response,
     )
 
 
