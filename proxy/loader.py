@@ -338,6 +338,16 @@ class _Checker:
                 self.fail(f"{path}.max_body_size", spec["max_body_size"], "is not a size (or null for no limit)")
         return host_header, max_body
 
+    def regex(self, path: str, value: Any) -> re.Pattern[str] | None:
+        if not isinstance(value, str):
+            self.fail(path, value, "must be a string")
+            return None
+        try:
+            return re.compile(value)
+        except re.error as exc:
+            self.fail(path, value, f"is not a regular expression ({exc})")
+            return None
+
     def match(self, path: str, value: Any) -> Match | None:
         spec = self.mapping(path, value, _MATCH_KEYS, required=True)
         hosts_value = spec.get("host", [])
@@ -348,15 +358,7 @@ class _Checker:
         prefix = spec.get("path_prefix")
         if prefix is not None and (not isinstance(prefix, str) or not prefix.startswith("/")):
             self.fail(f"{path}.path_prefix", prefix, "must be a path starting with /")
-        regex = None
-        if "path_regex" in spec:
-            try:
-                regex = re.compile(spec["path_regex"]) if isinstance(spec["path_regex"], str) else None
-            except re.error as exc:
-                self.fail(f"{path}.path_regex", spec["path_regex"], f"is not a regular expression ({exc})")
-            else:
-                if regex is None:
-                    self.fail(f"{path}.path_regex", spec["path_regex"], "must be a string")
+        regex = self.regex(f"{path}.path_regex", spec["path_regex"]) if "path_regex" in spec else None
         methods = spec.get("methods")
         if methods is not None:
             if not isinstance(methods, list) or not methods:

@@ -123,15 +123,7 @@ def _rule(check: Any, path: str, spec: Any) -> ErrorRule | None:
         check.problems.append(f"{path}.status: missing: a rule needs the status it applies to")
         return None
     status = _statuses(check, f"{path}.status", spec["status"])
-    body_matches = None
-    if "body_matches" in spec:
-        try:
-            body_matches = re.compile(spec["body_matches"]) if isinstance(spec["body_matches"], str) else None
-        except re.error as exc:
-            check.fail(f"{path}.body_matches", spec["body_matches"], f"is not a regular expression ({exc})")
-        else:
-            if body_matches is None:
-                check.fail(f"{path}.body_matches", spec["body_matches"], "must be a string")
+    body_matches = check.regex(f"{path}.body_matches", spec["body_matches"]) if "body_matches" in spec else None
     json_equals = []
     for pointer, expected in check.mapping(f"{path}.json_equals", spec.get("json_equals"), None).items():
         if _pointer(check, f"{path}.json_equals", pointer) is not None:
@@ -141,13 +133,9 @@ def _rule(check: Any, path: str, spec: Any) -> ErrorRule | None:
         if not _HEADER_NAME.fullmatch(name):
             check.fail(f"{path}.header_matches", name, "is not a header name")
             continue
-        if not isinstance(pattern, str):
-            check.fail(f"{path}.header_matches.{name}", pattern, "must be a string")
-            continue
-        try:
-            header_matches.append((name, re.compile(pattern)))
-        except re.error as exc:
-            check.fail(f"{path}.header_matches.{name}", pattern, f"is not a regular expression ({exc})")
+        compiled = check.regex(f"{path}.header_matches.{name}", pattern)
+        if compiled is not None:
+            header_matches.append((name, compiled))
     texts = {key: _text(check, f"{path}.{key}", spec[key]) for key in ("type", "title", "detail") if key in spec}
     detail_pointer = _pointer(check, f"{path}.detail_pointer", spec["detail_pointer"]) if "detail_pointer" in spec else None
     extensions = []
