@@ -1,4 +1,4 @@
-"""Command line: run, check, demo. `sys.exit` happens here and nowhere else."""
+"""Command line: run, check, demo, preview. `sys.exit` happens here and nowhere else."""
 
 from __future__ import annotations
 
@@ -43,6 +43,16 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--listen", default="127.0.0.1:8080", help="HOST:PORT for the proxy (default 127.0.0.1:8080)")
     demo.add_argument("--upstream-listen", default="127.0.0.1:9000", help="HOST:PORT for the demo service (default 127.0.0.1:9000)")
     demo.set_defaults(func=_demo)
+
+    preview = commands.add_parser("preview", help="print an error page as the proxy would send it, or write them all")
+    preview.add_argument("status", nargs="?", metavar="STATUS", help="an error status, 400 to 599")
+    preview.add_argument("--accept", help="the request's Accept header (default: none, so problem+json)")
+    preview.add_argument("--path", default="/", help="the request path: the problem's instance and, with --config, the route")
+    preview.add_argument("--config", help="YAML config file for brand, templates and formats (default: built-in brand)")
+    preview.add_argument("--headers", action="store_true", help="print the status line and headers before the body")
+    preview.add_argument("--all", action="store_true", help="write every status in every format, and index.html, to --out")
+    preview.add_argument("--out", help="directory for --all")
+    preview.set_defaults(func=_preview)
     return parser
 
 
@@ -103,6 +113,48 @@ def _demo(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"errorproxy demo: cannot listen: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    return 0
+
+
+def _preview(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .loader import load
+    from .preview import PreviewError, headers_text, parse_status, preview, write_all
+
+    try:
+        if args.all == (args.status is not None):
+            raise PreviewError("give either STATUS or --all --out DIR")
+        if args.all != (args.out is not None):
+            raise PreviewError("--all and --out DIR go together")
+        status = None if args.all else parse_status(args.status)
+    except PreviewError as exc:
+        print(f"errorproxy preview: {exc}", file=sys.stderr)
+        return 2
+    settings = None
+    if args.config is not None:
+        try:
+            settings = load(args.config)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                print(f"{exc.source}: {problem}", file=sys.stderr)
+            return 1
+    if status is None:
+        try:
+            written = write_all(Path(args.out), path=args.path, settings=settings)
+        except OSError as exc:
+            print(f"errorproxy preview: cannot write to {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        print(f"wrote {len(written)} files; open {written[-1]}")
+        return 0
+    response = preview(status, accept=args.accept, path=args.path, settings=settings)
+    if args.headers:
+        sys.stdout.write(headers_text(response) + "\n")
+        sys.stdout.flush()
+    sys.stdout.buffer.write(response.body)
+    if sys.stdout.isatty() and not response.body.endswith(b"\n"):
+        sys.stdout.buffer.write(b"\n")  # keep the prompt off the last line; a pipe gets the bytes as sent
+    sys.stdout.buffer.flush()
     return 0
 
 

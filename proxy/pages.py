@@ -9,6 +9,7 @@ page for the same status, so a broken override never becomes a 500.
 from __future__ import annotations
 
 import email.utils
+import itertools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -17,7 +18,7 @@ from typing import Any, Mapping
 
 import jinja2
 
-from .problem import Problem
+from .problem import Problem, default_detail
 
 log = logging.getLogger("errorproxy.pages")
 
@@ -75,15 +76,18 @@ def retry_after_text(value: str | None, now: datetime | None = None) -> str | No
         minutes = round(seconds / 60)
         if minutes < 120:
             return f"in {minutes} minute{'s' if minutes != 1 else ''}"
-        return f"in about {round(minutes / 60)} hours"
+        hours = round(minutes / 60)
+        return f"in about {hours} hours" if hours < 48 else f"in about {round(hours / 24)} days"
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
-    now = now or datetime.now(timezone.utc)
     if when.tzinfo is None:
         when = when.replace(tzinfo=timezone.utc)
-    return f"after {when.astimezone(timezone.utc):%H:%M} UTC" if when.date() == now.date() else f"after {when:%d %b %Y %H:%M} UTC"
+    # Both in UTC before comparing days: the label says UTC, so must the time and the date.
+    when = when.astimezone(timezone.utc)
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return f"after {when:%H:%M} UTC" if when.date() == now.date() else f"after {when:%d %b %Y %H:%M} UTC"
 
 
 @dataclass
@@ -112,6 +116,8 @@ class Pages:
             "status": problem.status,
             "title": problem.title,
             "detail": problem.detail,
+            # The status's stock text, written for API clients: pages with their own words leave it out.
+            "generic_detail": problem.detail == default_detail(problem.status),
             "type": problem.type,
             "instance": problem.instance or "",
             "request_id": problem.request_id or "",
@@ -155,15 +161,19 @@ class Pages:
             return found
         seen = set()
         for template in (None, *route_templates):
-            for status in SAMPLE_STATUSES:
+            for status, retry_after in itertools.product(SAMPLE_STATUSES, ("120", None)):
+                # With and without Retry-After: `{% if retry_after %}` has two branches to check.
                 sample = Problem(status=status, detail="Sample detail.", instance="/sample", request_id="0" * 32)
+                name = names(status, template)[0]
                 try:
-                    self._env.select_template(names(status, template)).render(self.context(sample, "120"))
+                    selected = self._env.select_template(names(status, template))
+                    name = selected.name or name  # the file that was used, say 4xx.html for 418
+                    selected.render(self.context(sample, retry_after))
                 except jinja2.TemplateError as exc:
                     message = f"{type(exc).__name__}: {exc}"
                     if message not in seen:
                         seen.add(message)
-                        found.append(TemplateProblem(names(status, template)[0], f"rendering status {status} fails: {message}"))
+                        found.append(TemplateProblem(name, f"rendering status {status} fails: {message}"))
         return found
 
 
