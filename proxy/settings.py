@@ -43,14 +43,32 @@ class ServerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class OpsSettings:
+    """How the proxy is operated: admin listener, logs, reloads."""
+
+    admin: Address | None = Address("127.0.0.1", 9901)  # /healthz /readyz /metrics; None: off
+    access_log: str = "json"  # json | text | off: one line a request
+    watch_config: bool = False  # reload when the config file changes, as on SIGHUP
+    ready_needs_upstreams: bool = False  # /readyz also requires every upstream to accept a connection
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamSettings:
     name: str
-    url: URL  # scheme, host, port and an optional base path (no query)
+    url: URL  # scheme, host, port and an optional base path (no query); the first of `targets`
     connect_timeout: float = 5.0
     read_timeout: float = 60.0  # headers, and then each body read, must arrive within this
     max_connections: int = 256  # cap on open connections to this upstream
     idle_timeout: float = 60.0  # a pooled keep-alive connection unused this long is closed
     max_line_size: int = 16384  # response status/header line cap; past it: 502
+    targets: tuple[URL, ...] = ()  # every address of this upstream, used round robin; () means (url,)
+    eject_for: float = 10.0  # a target that refuses connections is skipped this long, then probed
+    retries: int = 2  # extra tries of an idempotent request whose connection failed before sending
+    retry_backoff: float = 0.05  # first retry delay, doubled on each further try
+
+    def __post_init__(self) -> None:
+        if not self.targets:
+            object.__setattr__(self, "targets", (self.url,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +151,7 @@ class Settings:
     server: ServerSettings = ServerSettings()
     trusted_proxies: tuple[IPNetwork, ...] = ()
     source: str = "<embedded>"
+    ops: OpsSettings = OpsSettings()
     errors: ErrorPolicy = ErrorPolicy()  # the `defaults` policy, for requests no route matches
     brand: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     templates_dir: str | None = None  # files here override the built-in templates one by one

@@ -90,7 +90,8 @@ def start_proxy(tmp_path, http_parser) -> Callable[..., Awaitable[RunningProxy]]
         config_path = tmp_path / f"proxy{index}.yaml"
         config_path.write_text(config)
         log_path = tmp_path / f"proxy{index}.log"
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # Every proxy gets its own admin port, so several can run side by side.
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "ERRORPROXY_ADMIN": "127.0.0.1:0", **(env or {})}
         full_env.pop("AIOHTTP_NO_EXTENSIONS", None)
         if http_parser == "py-parser":
             full_env["AIOHTTP_NO_EXTENSIONS"] = "1"

@@ -24,7 +24,7 @@ def _documented(heading: str) -> set[str]:
         pytest.param("## Top level", loader._TOP_KEYS, id="top"),
         pytest.param("## `server`", set(loader._SERVER_KEYS), id="server"),
         pytest.param("## `brand`", loader_brand.BRAND_KEYS, id="brand"),
-        pytest.param("## `upstreams.NAME`", {"url"} | set(loader._UPSTREAM_KEYS), id="upstream"),
+        pytest.param("## `upstreams.NAME`", {"url", "targets"} | set(loader._UPSTREAM_KEYS), id="upstream"),
         pytest.param("## `routes[N]`", loader._ROUTE_KEYS - loader._ROUTE_POLICY_KEYS, id="route"),
         pytest.param("### `routes[N].match`", loader._MATCH_KEYS, id="match"),
         pytest.param("## Route policy (in `defaults` or a route)", loader._ROUTE_POLICY_KEYS, id="policy"),

@@ -90,8 +90,8 @@ BAD_CONFIGS = [
     # Unknown keys, with the keys that would have been right.
     pytest.param(
         changed(("upstreams.legacy.read_timout", "3s")),
-        ["upstreams.legacy.read_timout: unknown key (known keys: connect_timeout, idle_timeout, "
-         "max_connections, max_line_size, read_timeout, url)"],
+        ["upstreams.legacy.read_timout: unknown key (known keys: connect_timeout, eject_for, idle_timeout, "
+         "max_connections, max_line_size, read_timeout, retries, retry_backoff, targets, url)"],
         id="unknown-upstream-key",
     ),
     pytest.param(
@@ -138,7 +138,7 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         changed(("upstreams.legacy", {"read_timeout": "5s"})),
-        ["upstreams.legacy.url: missing: an upstream needs a url (http://HOST:PORT)"],
+        ["upstreams.legacy.url: missing: an upstream needs a url (http://HOST:PORT) or targets"],
         id="upstream-without-url",
     ),
     pytest.param(
