@@ -1,0 +1,1 @@
+"""Benchmark harness: errorproxy against nginx on the same upstream, run by `python bench/run.py`."""

@@ -1,0 +1,161 @@
+"""The benchmark cases and how one run of a case is measured.
+
+A run is one case against one server that is already listening: a preflight
+request (is the answer what the case expects?), a short warm-up, then the
+measured load, with /proc and the upstream's stub_status read just before and
+just after it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import statistics
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from . import procs, wrkparse
+from .servers import MIB, OK_BODY, Server, read_accepts
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str  # "ok"; a run's full name adds the workers: "ok-1w"
+    title: str
+    path: str
+    connections: int = 50
+    status: int = 200  # what every response must carry
+    upload: bool = False  # POST 100 MiB bodies from Python instead of running wrk
+    baseline: bool = False  # also measure the upstream directly, to know what the proxy adds
+
+
+CASES = (
+    Case("ok", "small 200 JSON, passed through", "/ok", connections=50),
+    Case("conflict", "409 intercepted, answered as problem+json", "/conflict", connections=50, status=409),
+    Case("mib", "1 MiB download", "/mib", connections=8),
+    Case("upload", "100 MiB upload, one at a time", "/upload", connections=1, upload=True, baseline=True),
+    Case("latency", "small 200 JSON at concurrency 1", "/ok", connections=1, baseline=True),
+)
+
+
+@dataclass(frozen=True)
+class Load:
+    """How hard and how long each run pushes."""
+
+    duration: float = 5.0  # seconds of measured wrk load
+    warmup: float = 1.0  # seconds of unmeasured load first (one upload for the upload case)
+    uploads: int = 5  # measured uploads a run
+    upload_size: int = 100 * MIB
+
+
+class CheckFailed(Exception):
+    """A server's answer is not what the case needs (wrong status, wrong type, wrong size)."""
+
+
+def preflight(case: Case, server: Server) -> dict[str, object]:
+    """One request, checked; returns what the answer showed (status, type, whether the ETag survived)."""
+    url = server.url + case.path
+    request = urllib.request.Request(url, data=b"x" * 1024 if case.upload else None)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, headers, body = response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        status, headers, body = exc.code, exc.headers, exc.read()
+    seen = {"status": status, "content_type": headers.get("Content-Type"), "etag": headers.get("ETag")}
+    if status != case.status:
+        raise CheckFailed(f"{server.name} {case.path}: status {status}, expected {case.status}: {body[:200]!r}")
+    if case.path == "/ok" and body != OK_BODY.encode():
+        raise CheckFailed(f"{server.name} /ok: body {body[:200]!r}")
+    if case.path == "/mib" and len(body) != MIB:
+        raise CheckFailed(f"{server.name} /mib: {len(body)} bytes, expected {MIB}")
+    if case.status == 409 and server.name != "upstream" and \
+            not (seen["content_type"] or "").startswith("application/problem+json"):
+        raise CheckFailed(f"{server.name} /conflict: Content-Type {seen['content_type']}, expected problem+json")
+    return seen
+
+
+def measure(case: Case, server: Server, upstream: Server, wrk: str, load: Load, body: bytes | None) -> dict:
+    """Check, warm up, then run the case's load against `server` and return its numbers."""
+    seen = preflight(case, server)
+    accepts_at_warmup = read_accepts(upstream)
+    if case.upload:
+        upload_times(server, case.path, body, count=1)
+    else:
+        run_wrk(wrk, server.url + case.path, case.connections, load.warmup)
+
+    cpu_before = procs.cpu_seconds(procs.tree(server.process.pid))
+    accepts_before = read_accepts(upstream)
+    result = _upload_load(server, case, body, load) if case.upload else _wrk_load(server, case, wrk, load)
+    # stub_status counts the connection that reads it: the `before` read is one of the accepts.
+    accepts_after = read_accepts(upstream)
+    cpu_after = procs.cpu_seconds(procs.tree(server.process.pid))
+
+    if server is not upstream:
+        cpu = sum(seconds - cpu_before.get(pid, 0.0) for pid, seconds in cpu_after.items())
+        rss = procs.peak_rss_kib(list(cpu_after))
+        result.update(
+            cpu_us_per_req=round(cpu / result["requests"] * 1e6, 1),
+            rss_mb=round(sum(rss.values()) / 1024, 1),
+            rss_max_mb=round(max(rss.values()) / 1024, 1),
+            processes=len(rss),
+            upstream_connections=accepts_after - accepts_before - 1,
+            upstream_connections_with_warmup=accepts_after - accepts_at_warmup - 2,
+        )
+    if case.status == 409:
+        result["etag_kept"] = seen["etag"] is not None
+    return result
+
+
+def _wrk_load(server: Server, case: Case, wrk: str, load: Load) -> dict:
+    summary = run_wrk(wrk, server.url + case.path, case.connections, load.duration)
+    requests = summary.requests
+    if requests == 0:
+        raise CheckFailed(f"{server.name} {case.path}: no request completed ({summary.socket_errors})")
+    expected_non_2xx = requests if case.status >= 400 else 0
+    if summary.non_2xx_3xx != expected_non_2xx:
+        raise CheckFailed(f"{server.name} {case.path}: {summary.non_2xx_3xx} of {requests} responses "
+                          f"were not 2xx/3xx, expected {expected_non_2xx}")
+    return {"rps": round(summary.rps, 1), "mib_s": round(summary.transfer_mib_s, 3),
+            "p50_ms": summary.percentiles_ms[50.0], "p99_ms": summary.percentiles_ms[99.0],
+            "requests": requests, "errors": summary.errors, "non_2xx_3xx": summary.non_2xx_3xx}
+
+
+def _upload_load(server: Server, case: Case, body: bytes | None, load: Load) -> dict:
+    times = upload_times(server, case.path, body, count=load.uploads)
+    elapsed = sum(times)
+    return {"mib_s": round(len(times) * len(body) / MIB / elapsed, 1), "rps": round(len(times) / elapsed, 2),
+            "p50_ms": round(statistics.median(times) * 1000, 1),
+            "p99_ms": round(max(times) * 1000, 1),  # of 5 uploads, the slowest
+            "requests": len(times), "errors": 0, "non_2xx_3xx": 0}
+
+
+def run_wrk(wrk: str, url: str, connections: int, duration: float) -> wrkparse.WrkResult:
+    """`wrk --latency` with one thread; its summary, parsed."""
+    seconds = max(1, round(duration))
+    argv = [wrk, "--latency", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", url]
+    completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    if completed.returncode != 0:
+        raise CheckFailed(f"wrk exited with {completed.returncode}: {completed.stderr.strip() or completed.stdout}")
+    return wrkparse.parse(completed.stdout)
+
+
+def upload_times(server: Server, path: str, body: bytes | None, count: int) -> list[float]:
+    """POST `body` `count` times on one kept-alive connection; the seconds each took, response read."""
+    if body is None:
+        raise ValueError("an upload case needs a body")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+    times = []
+    try:
+        for _ in range(count):
+            started = time.perf_counter()
+            connection.request("POST", path, body=body, headers={"Content-Type": "application/octet-stream"})
+            response = connection.getresponse()
+            answer = response.read()
+            times.append(time.perf_counter() - started)
+            if response.status != 200:
+                raise CheckFailed(f"{server.name} {path}: upload got {response.status}: {answer[:200]!r}")
+    finally:
+        connection.close()
+    return times
