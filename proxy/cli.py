@@ -10,8 +10,10 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .loader import ConfigError, load_from_env
+from .loader import ConfigError
+from .reload import Source
 from .settings import Settings
+from .workers import MAX_WORKERS, Supervisor, worker_link
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -32,6 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="YAML config file (default: $ERRORPROXY_CONFIG, else the embedded config)")
     run.add_argument("--upstream", help="upstream URL for the embedded config (default: $ERRORPROXY_UPSTREAM)")
     run.add_argument("--listen", help="HOST:PORT to listen on (default: $ERRORPROXY_LISTEN, else the config's)")
+    run.add_argument("--workers", help="worker processes sharing the port (default: $ERRORPROXY_WORKERS, else 1)")
     run.set_defaults(func=_run)
 
     check = commands.add_parser("check", help="validate a config file and summarize it")
@@ -56,44 +59,70 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings | None:
+def _source(args: argparse.Namespace) -> Source:
+    """How this command finds its settings; kept whole, as a reload reads them again the same way."""
+    return Source(dict(os.environ), config=getattr(args, "config", None),
+                  upstream=getattr(args, "upstream", None), listen=getattr(args, "listen", None))
+
+
+def _settings(source: Source) -> Settings | None:
     """Valid settings whose templates all render, or None after printing every problem."""
     try:
-        settings = load_from_env(os.environ, config=getattr(args, "config", None),
-                                 upstream=getattr(args, "upstream", None), listen=getattr(args, "listen", None))
+        return source.load()
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return None
-    from .pages import Pages
-
-    route_templates = tuple(sorted({route.template for route in settings.routes if route.template}))
-    template_problems = Pages(settings.brand, settings.templates_dir).check(route_templates)
-    for problem in template_problems:
-        print(f"{settings.source}: template {problem}", file=sys.stderr)
-    return None if template_problems else settings
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    source = _source(args)
+    settings = _settings(source)
     if settings is None:
         return 1
-    _setup_logging()
+    try:
+        workers = _workers(args)
+    except ValueError as exc:
+        print(f"errorproxy run: {exc}", file=sys.stderr)
+        return 2
+    link = worker_link(os.environ)
+    _setup_logging(worker=link is not None)
+    if link is None and workers > 1:
+        try:
+            return Supervisor(source, settings, workers).run()
+        except OSError as exc:
+            where = getattr(exc, "address", settings.listen)
+            print(f"errorproxy run: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
     from .forward import Proxy
     from .server import serve
 
     try:
-        _run_loop(serve(Proxy(settings)))
+        _run_loop(serve(Proxy(settings), reload_from=source, ready=link.ready if link else None,
+                        reuse_port=link is not None))
     except OSError as exc:
         # asyncio's text repeats the address: "error while attempting to bind on address (...): address already in use"
         reason = (exc.strerror or str(exc)).rpartition("): ")[2]
-        print(f"errorproxy run: cannot listen on {settings.listen}: {reason}", file=sys.stderr)
+        where = getattr(exc, "address", settings.listen)  # admin.AdminListenError names the admin address
+        print(f"errorproxy run: cannot listen on {where}: {reason}", file=sys.stderr)
         return 1
     return 0
 
 
+def _workers(args: argparse.Namespace) -> int:
+    """`--workers`, else ERRORPROXY_WORKERS, else 1."""
+    value = args.workers if args.workers is not None else os.environ.get("ERRORPROXY_WORKERS") or "1"
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = 0
+    if not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers: {value!r} is not a number from 1 to {MAX_WORKERS}")
+    return workers
+
+
 def _check(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    settings = _settings(_source(args))
     if settings is None:
         return 1
     print(summary(settings))
@@ -185,12 +214,17 @@ def summary(settings: Settings) -> str:
     return "\n".join(lines)
 
 
-def _setup_logging() -> None:
+def _setup_logging(worker: bool = False) -> None:
+    # A worker's lines carry its pid: several processes share one stderr.
+    name = "%(name)s[%(process)d]" if worker else "%(name)s"
     logging.basicConfig(
         level=os.environ.get("ERRORPROXY_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=f"%(asctime)s %(levelname)s {name}: %(message)s",
         stream=sys.stderr,
     )
+    from .accesslog import configure
+
+    configure(sys.stderr)  # access lines bare, one JSON object a line, whatever the log level
 
 
 def _run_loop(coro) -> None:

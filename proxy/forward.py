@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable
 
 from aiohttp import ClientResponse, hdrs, web
+from multidict import CIMultiDict
 from yarl import URL
 
-from . import errors, headers, websocket
+from . import errors, headers, metrics, websocket
+from .accesslog import EXCHANGE, AccessLog, Exchange
 from .intercept import UpstreamReply, decode_body, normalize, parse, select_rule, success_false
 from .negotiation import FIXED, PROBLEM, Choice, choose
 from .pages import Pages
@@ -35,8 +37,10 @@ class _Body:
         self.request = request
         self.limit = limit
         self.too_large = False
+        self.started = False  # once set, the body is (being) consumed: the request cannot be sent again
 
     async def stream(self) -> AsyncIterator[bytes]:
+        self.started = True
         request = self.request
         if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
             # Sent only now that the upstream is connected and has our headers,
@@ -60,6 +64,7 @@ class Proxy:
         self.router = Router(settings.routes)
         self.pool = pool or Pool(settings.upstreams)
         self.pages = Pages(settings.brand, settings.templates_dir)
+        self.access_log = AccessLog(settings.ops.access_log)
 
     async def close(self) -> None:
         await self.pool.close()
@@ -68,12 +73,22 @@ class Proxy:
         request_id = headers.request_id(request.headers.get("X-Request-ID"))
         path = normalize_path(request.raw_path)
         route = self.router.match(host_name(request.headers.get(hdrs.HOST)), path, request.method)
+        exchange = request[EXCHANGE] = Exchange(request_id, request.method, request.raw_path, route)
+        response: web.StreamResponse | None = None
         try:
             if route is None:
                 raise errors.NoRoute()
-            return await self._forward(request, route, path, request_id)
+            response = await self._forward(request, route, path, request_id)
         except errors.ProxyError as error:
-            return self.error_response(request, error, request_id, route)
+            response = self.error_response(request, error, request_id, route)
+        except asyncio.CancelledError:
+            exchange.status = errors.ClientGone.status  # the client went away, or a stop cut the request
+            raise
+        finally:
+            exchange.finish(request, response)
+            metrics.observe(exchange)
+            self.access_log.write(exchange)
+        return response
 
     def error_response(self, request: web.BaseRequest, error: errors.ProxyError, request_id: str,
                        route: Route | None = None) -> web.Response:
@@ -91,22 +106,27 @@ class Proxy:
     async def _forward(self, request: web.BaseRequest, route: Route, path: str, request_id: str) -> web.StreamResponse:
         upstream = route.upstream
         outgoing = self._upstream_headers(request, route, request_id)
-        url = _upstream_url(route, upstream_target(request.raw_path, path, route.strip_prefix))
+        aim = _aimer(request, route, outgoing, upstream_target(request.raw_path, path, route.strip_prefix))
         session = self.pool.session(upstream)
         if websocket.is_upgrade(request):
-            return await websocket.relay(request, session, url, outgoing, request_id, upstream)
+            return await websocket.relay(request, self.pool, aim, outgoing, request_id, upstream)
 
         length = request.content_length
         if route.max_body_size is not None and length is not None and length > route.max_body_size:
             raise errors.BodyTooLarge()
         body = _Body(request, route.max_body_size) if request.body_exists else None
         try:
-            upstream_response = await session.request(
-                request.method,
-                url,
-                headers=outgoing,
-                data=body.stream() if body else None,
-                allow_redirects=False,
+            upstream_response = await self.pool.send(
+                upstream,
+                request_id,
+                lambda target: session.request(
+                    request.method,
+                    aim(target),
+                    headers=outgoing,
+                    data=body.stream() if body else None,
+                    allow_redirects=False,
+                ),
+                replayable=lambda: body is None or not body.started,
             )
         except asyncio.CancelledError:
             raise
@@ -117,6 +137,7 @@ class Proxy:
         try:
             policy = route.errors
             status = upstream_response.status
+            request[EXCHANGE].answered(status)
             if policy.intercepts(status):
                 return await self._intercept(request, upstream_response, route, request_id)
             if policy.success_false is not None and status == 200 and "json" in upstream_response.content_type:
@@ -152,6 +173,7 @@ class Proxy:
         else:
             upstream_response.close()  # bytes past the cap stay unread: this connection is done
         problem = normalize(policy, reply, parsed, rule, instance=request.path, request_id=request_id, status=status)
+        request[EXCHANGE].intercepted = True
         return self._render(request, problem, policy, route, headers.actionable(upstream_headers))
 
     def _render(self, request: web.BaseRequest, problem: Problem, policy: ErrorPolicy, route: Route | None,
@@ -167,10 +189,10 @@ class Proxy:
     def _upstream_headers(self, request: web.BaseRequest, route: Route, request_id: str):
         peer = request.remote
         version = f"{request.version.major}.{request.version.minor}"
-        if route.host_header == "client" and hdrs.HOST in request.headers:
+        if _keeps_client_host(request, route):
             host = request.headers[hdrs.HOST]
         else:
-            host = route.upstream.url.raw_authority
+            host = route.upstream.url.raw_authority  # until `aim` names the target each try goes to
         return headers.upstream_request_headers(
             request.headers,
             peer=peer,
@@ -189,10 +211,12 @@ class Proxy:
             reason=upstream_response.reason,
             headers=headers.downstream_response_headers(upstream_response.headers, version),
         )
+        exchange = request[EXCHANGE]
         try:
             await response.prepare(request)
             if prefix:
                 await response.write(prefix)
+                exchange.bytes_out += len(prefix)
             content = upstream_response.content
             while not complete:
                 try:
@@ -209,6 +233,7 @@ class Proxy:
                 if not chunk:
                     break
                 await response.write(chunk)
+                exchange.bytes_out += len(chunk)
             await response.write_eof()
         except ConnectionError:
             log.info("client went away during the response request_id=%s", request_id)
@@ -225,8 +250,27 @@ def _choice(policy: ErrorPolicy, request: web.BaseRequest) -> tuple[Choice, bool
     return FIXED.get(policy.format, PROBLEM), False
 
 
-def _upstream_url(route: Route, target: str) -> URL:
-    base = route.upstream.url
+def _keeps_client_host(request: web.BaseRequest, route: Route) -> bool:
+    return route.host_header == "client" and hdrs.HOST in request.headers
+
+
+def _aimer(request: web.BaseRequest, route: Route, outgoing: CIMultiDict[str], target: str) -> Callable[[URL], URL]:
+    """`aim(base)`: this request's URL at the upstream target `base` (scheme, authority, base path).
+
+    Unless the route passes the client's Host on, `aim` also sets `outgoing`'s
+    Host to that target's authority: each try names the target it goes to.
+    """
+    keep_host = _keeps_client_host(request, route)
+
+    def aim(base: URL) -> URL:
+        if not keep_host:
+            outgoing[hdrs.HOST] = base.raw_authority
+        return _upstream_url(base, target)
+
+    return aim
+
+
+def _upstream_url(base: URL, target: str) -> URL:
     prefix = base.raw_path.rstrip("/")
     return URL(f"{base.scheme}://{base.raw_authority}{prefix}{target}", encoded=True)
 

@@ -29,6 +29,7 @@ _SERVER_KEYS = {
     "max_headers": parse_size,
     "lingering_time": parse_duration,
     "shutdown_timeout": parse_duration,
+    "stop_delay": parse_duration,
 }
 _UPSTREAM_KEYS = {
     "connect_timeout": parse_duration,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from typing import Awaitable, Callable
 
@@ -16,12 +17,16 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from . import errors
+from .admin import Admin, Readiness
 from .headers import request_id
 from .problem import Problem
+from .reload import Holder, Reloader, Source
 from .render import render
 from .settings import ServerSettings
 
 log = logging.getLogger("errorproxy")
+
+_CUT_GRACE = 2.0  # seconds for cut requests to finish closing (a WebSocket's closing handshake)
 
 
 class _Connection(RequestHandler):
@@ -66,6 +71,12 @@ class _Connection(RequestHandler):
             log.info("closing connection from %s: request headers not complete within %ss", peer, self._header_timeout)
             self.force_close()
 
+    def close_if_idle(self) -> None:
+        """Close if waiting for a next request (aiohttp's own test for idle); else leave it be."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            self.close()
+
     def handle_error(self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None):
         """Requests aiohttp rejects itself get the proxy's problem shape, without raw bytes."""
         if request.writer.output_size > 0:
@@ -104,34 +115,100 @@ class ProxyServer(web.Server):
         return _Connection(self, loop=self._loop, header_timeout=self._header_timeout, **self._kwargs)
 
 
-async def serve(proxy, *, ready: Callable[[list[str]], None] | None = None, stop: asyncio.Event | None = None) -> None:
-    """Serve `proxy` until SIGTERM/SIGINT (or `stop`), then drain and return."""
+async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[list[str]], None] | None = None,
+                stop: asyncio.Event | None = None, reuse_port: bool = False) -> None:
+    """Serve `proxy` until SIGTERM/SIGINT (or `stop`), then drain and return.
+
+    With `reload_from`, SIGHUP (and a changed file, when `watch_config` is on)
+    loads the configuration again and swaps in a new proxy of the same class.
+    `reuse_port` lets several worker processes listen on one port.
+    """
     settings = proxy.settings
     limits = settings.server
-    server = ProxyServer(proxy.handle, limits)
-    runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=limits.shutdown_timeout)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.listen.host, settings.listen.port, backlog=1024)
-    await site.start()
-    addresses = [_url(sock.getsockname()) for sock in site._server.sockets]  # type: ignore[union-attr]
-    loop_name = type(asyncio.get_running_loop()).__module__.split(".")[0]
-    log.info("errorproxy listening on %s (config %s, %d routes, %s event loop)",
-             ", ".join(addresses), settings.source, len(settings.routes), loop_name)
-    if ready is not None:
-        ready(addresses)
-    stop = stop or asyncio.Event()
+    holder = Holder(proxy)
     loop = asyncio.get_running_loop()
+    stop = stop or asyncio.Event()
+    background: set[asyncio.Task] = set()
+    # Handlers first: a signal that arrives once "listening" is logged must find them.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    if reload_from is not None:
+        reloader = Reloader(reload_from, holder, type(proxy))
+        loop.add_signal_handler(signal.SIGHUP, lambda: _start(background, reloader.reload("SIGHUP")))
+    server = ProxyServer(holder.handle, limits)
+    runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=limits.shutdown_timeout)
+    readiness = Readiness(lambda: holder.current.settings)
+    admin = Admin(readiness)
     try:
+        await runner.setup()
+        site = web.TCPSite(runner, settings.listen.host, settings.listen.port, backlog=1024,
+                           reuse_port=reuse_port or None)
+        await site.start()
+        readiness.ready = True
+        # Before the public "listening on" line, so that line means both are up.
+        await admin.start(reuse_port=reuse_port)
+        addresses = [_url(sock.getsockname()) for sock in site._server.sockets]  # type: ignore[union-attr]
+        loop_name = type(loop).__module__.split(".")[0]
+        who = f"worker {os.getpid()}" if reuse_port else "errorproxy"
+        log.info("%s listening on %s (config %s, %d routes, %s event loop)",
+                 who, ", ".join(addresses), settings.source, len(settings.routes), loop_name)
+        if reload_from is not None:
+            _start(background, reloader.watch())
+        if ready is not None:
+            ready(addresses)
         await stop.wait()
-        log.info("stopping: no new connections, draining in-flight requests for up to %ss", limits.shutdown_timeout)
-        await runner.cleanup()
+        readiness.ready = False  # /readyz fails from now on, while the admin listener stays up to say so
+        await _drain(holder, server, runner)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(signum)
-        await proxy.close()
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await runner.cleanup()  # a no-op after a drain; closes the listener if starting failed
+        await holder.close()
+        await admin.stop()
     log.info("stopped")
+
+
+async def _drain(holder: Holder, server: web.Server, runner: web.ServerRunner) -> None:
+    """Stop gracefully: out of rotation, stop accepting, let requests end, cut what is left.
+
+    The limits are the running config's, so a reload may change them.
+    """
+    limits = holder.current.settings.server
+    if limits.stop_delay > 0:
+        # Load balancers notice a failing readiness probe only at their next look.
+        log.info("stopping: not ready; still accepting for %ss (server.stop_delay)", limits.stop_delay)
+        await asyncio.sleep(limits.stop_delay)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + limits.shutdown_timeout
+    for site in list(runner.sites):
+        await site.stop()
+    await asyncio.sleep(0)  # connections accepted just before get their handler
+    # Not aiohttp's pre_shutdown(): it stops reading every connection, which stalls
+    # an upload in flight and deafens a WebSocket. Only idle ones close now; busy
+    # ones close after their response.
+    holder.stopping = True
+    for connection in server.connections:
+        if isinstance(connection, _Connection):
+            connection.close_if_idle()
+    log.info("stopping: no new connections, draining %d request(s) in flight for up to %ss",
+             holder.in_flight, limits.shutdown_timeout)
+    if not await holder.wait_idle(limits.shutdown_timeout):
+        cut = holder.cancel()
+        log.warning("stopping: cut %d request(s) still running after %ss (WebSockets closed with 1001)",
+                    cut, limits.shutdown_timeout)
+        await holder.wait_idle(_CUT_GRACE)
+    # Handlers are done; responses they returned may still be on their way to slow clients.
+    await server.shutdown(max(deadline - loop.time(), _CUT_GRACE))
+    await runner.cleanup()
+
+
+def _start(tasks: set[asyncio.Task], coro) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
 
 
 def _url(sockname: tuple) -> str:

@@ -40,6 +40,7 @@ class ServerSettings:
     max_headers: int = 100
     lingering_time: float = 5.0  # unread request body is drained this long before closing
     shutdown_timeout: float = 30.0  # SIGTERM: in-flight requests get this long to finish
+    stop_delay: float = 0.0  # SIGTERM: not ready, yet still accepting, this long before the drain
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ class UpstreamSettings:
     max_line_size: int = 16384  # response status/header line cap; past it: 502
     targets: tuple[URL, ...] = ()  # every address of this upstream, used round robin; () means (url,)
     eject_for: float = 10.0  # a target that refuses connections is skipped this long, then probed
-    retries: int = 2  # extra tries of an idempotent request whose connection failed before sending
+    retries: int = 2  # extra tries, on untried targets, of a request whose connection could not be made
     retry_backoff: float = 0.05  # first retry delay, doubled on each further try
 
     def __post_init__(self) -> None:

@@ -4,6 +4,12 @@ The session is set up as a proxy needs it and aiohttp's defaults are not:
 no decompression, no cookie jar, no redirects followed, no default headers
 (User-Agent, Accept, Accept-Encoding), URLs sent exactly as given.
 
+An upstream with several targets still has one session: its connector pools
+connections per host and port, so each target keeps its own keep-alive
+connections, and `max_connections` caps them all together, as the setting
+says. `Pool.send` picks the target for each try (see `balancer`) and makes
+the retries.
+
 `map_failure` is the one place where aiohttp client exceptions become
 `errors.ProxyError`s.
 """
@@ -12,11 +18,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from contextvars import ContextVar
+from typing import Awaitable, Callable, TypeVar
 
 import aiohttp
 from aiohttp import hdrs
+from yarl import URL
 
-from . import errors
+from . import errors, metrics
+from .balancer import Balancer, Outcome
 from .settings import UpstreamSettings
 
 log = logging.getLogger("errorproxy.upstream")
@@ -27,18 +37,72 @@ _SKIP_AUTO_HEADERS = frozenset(
 )
 
 
+R = TypeVar("R")
+
+# True while the current try is opening a new connection to its target, as
+# opposed to waiting for a free slot in the pool: aiohttp raises the same
+# ConnectionTimeoutError for both, and only the first says the target is down.
+_dialing: ContextVar[bool] = ContextVar("errorproxy_dialing", default=False)
+
+
 class Pool:
-    """A ClientSession per upstream, created lazily inside the running loop."""
+    """A ClientSession and a Balancer per upstream, created lazily inside the running loop."""
 
     def __init__(self, upstreams: dict[str, UpstreamSettings] | object) -> None:
         self._upstreams = upstreams
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._balancers: dict[str, Balancer] = {}
 
     def session(self, upstream: UpstreamSettings) -> aiohttp.ClientSession:
         session = self._sessions.get(upstream.name)
         if session is None:
             session = self._sessions[upstream.name] = _make_session(upstream)
         return session
+
+    def balancer(self, upstream: UpstreamSettings) -> Balancer:
+        balancer = self._balancers.get(upstream.name)
+        if balancer is None:
+            balancer = self._balancers[upstream.name] = Balancer.from_settings(upstream)
+        return balancer
+
+    async def send(self, upstream: UpstreamSettings, request_id: str, send_to: Callable[[URL], Awaitable[R]],
+                   replayable: Callable[[], bool] = lambda: True) -> R:
+        """`await send_to(target)` at the target the balancer picks, tried again elsewhere while allowed.
+
+        `replayable()` says, after a failure, whether the request could still
+        be sent again (False once its body started streaming). The last try's
+        exception is raised unchanged, for the caller to map; each try that
+        found its target unreachable is logged here.
+        """
+        balancer = self.balancer(upstream)
+        tried: list[int] = []
+        while True:
+            index = balancer.pick(tried)
+            tried.append(index)
+            token = _dialing.set(False)
+            try:
+                result = await send_to(upstream.targets[index])
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                outcome = _outcome(exc)
+                balancer.report(index, outcome)
+                delay = balancer.retry_delay(outcome, len(tried), replayable())
+                if outcome is Outcome.UNREACHABLE:
+                    log.warning(
+                        "upstream %s target %s unreachable (%s: %s), ejected for %gs%s request_id=%s",
+                        upstream.name, upstream.targets[index], type(exc).__name__, str(exc)[:300],
+                        upstream.eject_for, "" if delay is None else f", trying another in {delay:g}s",
+                        request_id,
+                    )
+                if delay is None:
+                    raise
+            else:
+                balancer.report(index, Outcome.CONNECTED)
+                return result
+            finally:
+                _dialing.reset(token)
+            await asyncio.sleep(delay)
 
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
@@ -71,6 +135,31 @@ class _Response(aiohttp.ClientResponse):
         return response
 
 
+def _outcome(exc: Exception) -> Outcome:
+    """What a failed try says about its target."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return Outcome.UNREACHABLE  # refused, unreachable, no address, TLS handshake: no request sent
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return Outcome.UNREACHABLE if _dialing.get() else Outcome.UNDECIDED
+    return Outcome.CONNECTED
+
+
+async def _on_dial_start(session: object, context: object, params: object) -> None:
+    _dialing.set(True)
+
+
+async def _on_dial_end(session: object, context: object, params: object) -> None:
+    _dialing.set(False)
+
+
+def _dial_trace() -> aiohttp.TraceConfig:
+    # The hooks run in the requesting task, so they set `_dialing` in its context.
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_create_start.append(_on_dial_start)
+    trace.on_connection_create_end.append(_on_dial_end)
+    return trace
+
+
 def _make_session(upstream: UpstreamSettings) -> aiohttp.ClientSession:
     connector = aiohttp.TCPConnector(
         limit=upstream.max_connections,
@@ -99,6 +188,7 @@ def _make_session(upstream: UpstreamSettings) -> aiohttp.ClientSession:
         max_field_size=upstream.max_line_size,
         read_bufsize=2**16,
         response_class=_Response,
+        trace_configs=[_dial_trace()],
     )
 
 
@@ -129,6 +219,7 @@ def map_failure(exc: BaseException, upstream: UpstreamSettings, request_id: str)
         "upstream %s failed: %s (%s: %s) request_id=%s",
         upstream.name, error.proxy_status, type(exc).__name__, str(exc)[:300], request_id,
     )
+    metrics.upstream_failed(upstream.name, error.proxy_status)
     return error
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Callable
 
 import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, hdrs, web
@@ -19,7 +20,7 @@ from .headers import connection_tokens, downstream_response_headers
 from .problem import Problem
 from .render import render
 from .settings import UpstreamSettings
-from .upstream import map_failure
+from .upstream import Pool, map_failure
 
 log = logging.getLogger("errorproxy.websocket")
 
@@ -44,20 +45,22 @@ def is_upgrade(request: web.BaseRequest) -> bool:
 
 async def relay(
     request: web.BaseRequest,
-    session: aiohttp.ClientSession,
-    url: URL,
+    pool: Pool,
+    aim: Callable[[URL], URL],
     outgoing: CIMultiDict[str],
     request_id: str,
     upstream: UpstreamSettings,
 ) -> web.StreamResponse:
+    """Relay a WebSocket between the client and the target the pool picks (`aim(target)` is its URL)."""
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     for name in _HANDSHAKE:
         outgoing.popall(name, None)
+    session = pool.session(upstream)
     try:
-        upstream_ws = await session.ws_connect(
-            url, headers=outgoing, protocols=protocols, autoclose=False,
+        upstream_ws = await pool.send(upstream, request_id, lambda target: session.ws_connect(
+            aim(target), headers=outgoing, protocols=protocols, autoclose=False,
             max_msg_size=MAX_MESSAGE, compress=0,
-        )
+        ))
     except asyncio.CancelledError:
         raise
     except aiohttp.WSServerHandshakeError as exc:
@@ -80,11 +83,16 @@ async def relay(
     except Exception:
         await upstream_ws.close()
         raise
+    code = WSCloseCode.OK
     try:
         await asyncio.gather(_pump(upstream_ws, client_ws), _pump(client_ws, upstream_ws))
+    except asyncio.CancelledError:
+        # Cut by a stop at the end of its grace period, or the client left: "going away" to both.
+        code = WSCloseCode.GOING_AWAY
+        raise
     finally:
-        await upstream_ws.close()
-        await client_ws.close()
+        await client_ws.close(code=code)
+        await upstream_ws.close(code=code)
     return client_ws
 
 

@@ -31,6 +31,7 @@ class RunningProxy:
     url: str
     process: subprocess.Popen
     log_path: Path
+    config_path: Path | None = None  # the file given as --config: rewrite it, then SIGHUP, to reload
 
     @property
     def port(self) -> int:
@@ -100,7 +101,7 @@ def start_proxy(tmp_path, http_parser) -> Callable[..., Awaitable[RunningProxy]]
                 [sys.executable, "-m", "proxy", "run", "--config", str(config_path), *args],
                 stdout=log_file, stderr=subprocess.STDOUT, env=full_env, cwd=ROOT,
             )
-        proxy = RunningProxy(url="", process=process, log_path=log_path)
+        proxy = RunningProxy(url="", process=process, log_path=log_path, config_path=config_path)
         started.append(proxy)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:

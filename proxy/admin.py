@@ -1,0 +1,160 @@
+"""The admin listener: /healthz, /readyz and /metrics, on its own address only.
+
+    GET /healthz   200 "ok" while the process runs (liveness)
+    GET /readyz    200 "ready" while the proxy accepts requests; 503 before, and
+                   from the moment it starts stopping; with `readiness:
+                   {check_upstreams: true}`, also 503 naming each upstream
+                   target that does not accept a TCP connection
+    GET /metrics   Prometheus text format (every worker's, in multiprocess mode)
+
+It never shares the public listener: a public `GET /metrics` is forwarded like
+any other path. With worker processes, the socket is opened with SO_REUSEPORT
+so that every worker listens on the admin address (and any one answers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from aiohttp import web
+from yarl import URL
+
+from .settings import Settings
+
+log = logging.getLogger("errorproxy")
+
+_PROBE_TIMEOUT = 1.0  # seconds, at most, for each upstream connection /readyz tries
+
+
+class AdminListenError(OSError):
+    """The admin address cannot be listened on; `address` says which, for the message."""
+
+    def __init__(self, errno: int | None, strerror: str, address: str) -> None:
+        super().__init__(errno, strerror)
+        self.address = address
+
+
+class Readiness:
+    """What /readyz answers from.
+
+    The server sets `ready` once the public listener accepts and clears it
+    first thing when asked to stop; `current()` gives the running settings,
+    which a reload may replace (`lambda: holder.current.settings`).
+    """
+
+    __slots__ = ("ready", "current")
+
+    def __init__(self, current: Callable[[], Settings]) -> None:
+        self.ready = False
+        self.current = current
+
+    @property
+    def settings(self) -> Settings:
+        return self.current()
+
+
+READINESS = web.AppKey("readiness", Readiness)
+
+
+async def _healthz(request: web.Request) -> web.Response:
+    return web.Response(text="ok\n")
+
+
+async def _readyz(request: web.Request) -> web.Response:
+    readiness = request.app[READINESS]
+    if not readiness.ready:
+        return web.Response(status=503, text="not ready: not accepting requests\n")
+    settings = readiness.settings
+    if settings.ops.ready_needs_upstreams:
+        failing = await unreachable(settings)
+        if failing:
+            return web.Response(status=503, text="not ready: upstreams unreachable: " + "; ".join(failing) + "\n")
+    return web.Response(text="ready\n")
+
+
+async def _metrics(request: web.Request) -> web.Response:
+    from .metrics import render_metrics  # here: importing prometheus_client fixes its multiprocess mode
+
+    # Off the event loop: in multiprocess mode this reads every worker's files.
+    body, content_type = await asyncio.to_thread(render_metrics)
+    return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
+
+
+async def unreachable(settings: Settings) -> list[str]:
+    """`name target: reason` for each upstream target that refuses or ignores a TCP connection."""
+    probes = [
+        (upstream.name, target, min(upstream.connect_timeout, _PROBE_TIMEOUT))
+        for upstream in settings.upstreams.values()
+        for target in upstream.targets
+    ]
+    results = await asyncio.gather(*(_probe(target, timeout) for _, target, timeout in probes))
+    return [f"{name} {target.host}:{target.port}: {reason}"
+            for (name, target, _), reason in zip(probes, results) if reason is not None]
+
+
+async def _probe(target: URL, timeout: float) -> str | None:
+    """None if `target` accepts a connection within `timeout`, else why not."""
+    try:
+        async with asyncio.timeout(timeout):
+            _, writer = await asyncio.open_connection(target.host, target.port)
+    except TimeoutError:
+        return f"no connection within {timeout:g}s"
+    except OSError as exc:
+        return (exc.strerror or type(exc).__name__).lower()
+    writer.close()
+    try:
+        await writer.wait_closed()
+    except OSError:
+        pass
+    return None
+
+
+def make_app(readiness: Readiness) -> web.Application:
+    app = web.Application()
+    app[READINESS] = readiness
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz)
+    app.router.add_get("/metrics", _metrics)
+    return app
+
+
+class Admin:
+    """The admin listener's lifecycle: `await start()` after the public site, `await stop()` last."""
+
+    def __init__(self, readiness: Readiness) -> None:
+        self.readiness = readiness
+        self._runner: web.AppRunner | None = None
+
+    async def start(self, reuse_port: bool = False) -> list[str]:
+        """Listen on `settings.ops.admin` (nothing if it is None); the URLs listened on.
+
+        `reuse_port` (SO_REUSEPORT) lets every worker process listen on the one
+        admin address; a single process binds it alone, so a clash is an error.
+        """
+        address = self.readiness.settings.ops.admin
+        if address is None:
+            return []
+        runner = web.AppRunner(make_app(self.readiness), handle_signals=False, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port or None)
+        try:
+            await site.start()
+        except OSError as exc:
+            await runner.cleanup()
+            raise AdminListenError(exc.errno, exc.strerror or str(exc), f"admin {address}") from exc
+        self._runner = runner
+        urls = [_url(sock.getsockname()) for sock in site._server.sockets]  # type: ignore[union-attr]
+        log.info("admin listening on %s", ", ".join(urls))
+        return urls
+
+    async def stop(self) -> None:
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+
+def _url(sockname: tuple) -> str:
+    host, port = sockname[0], sockname[1]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -1,0 +1,146 @@
+"""Prometheus metrics, created once per process, and their text exposition.
+
+    errorproxy_requests_total{route,method,status}                      counter
+    errorproxy_intercepted_total{route,upstream_status,status,format}   counter
+    errorproxy_upstream_errors_total{upstream,kind}                     counter
+    errorproxy_upstream_duration_seconds{route}                         histogram
+    errorproxy_config_reloads_total{result}                             counter
+    errorproxy_build_info{version,python,aiohttp}                       gauge, always 1
+
+Every label value is bounded: route and upstream names come from the config
+("-" when no route matched), methods outside the standard ones are "OTHER",
+statuses are three-digit numbers and `kind` is an RFC 9209 error name such as
+`connection_refused`.
+
+With PROMETHEUS_MULTIPROC_DIR set before this module is first imported (as
+`--workers` does), each process writes its values to files there and
+`render_metrics` sums every process's, so any worker can answer a scrape.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import TYPE_CHECKING
+
+import aiohttp
+from prometheus_client import (
+    CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics,
+    generate_latest,
+)
+
+from . import __version__
+
+if TYPE_CHECKING:
+    from .accesslog import Exchange
+
+_MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+if _MULTIPROC_DIR:
+    os.makedirs(_MULTIPROC_DIR, exist_ok=True)  # the first value written opens a file there
+
+disable_created_metrics()  # no `*_created` twin of every series: Prometheus has no use for them
+
+NO_ROUTE = "-"
+# RFC 9110 §9 and RFC 5789; any other token would make a label value per spelling.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"})
+# Latency up to a minute: the default read_timeout is 60s.
+_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+REQUESTS = Counter(
+    "errorproxy_requests_total", "Requests answered, by route, method and final status.",
+    ("route", "method", "status"),
+)
+INTERCEPTED = Counter(
+    "errorproxy_intercepted_total", "Upstream responses rewritten into a problem, by rendered format.",
+    ("route", "upstream_status", "status", "format"),
+)
+UPSTREAM_ERRORS = Counter(
+    "errorproxy_upstream_errors_total", "Failures talking to an upstream, by RFC 9209 Proxy-Status error.",
+    ("upstream", "kind"),
+)
+UPSTREAM_DURATION = Histogram(
+    "errorproxy_upstream_duration_seconds", "Time from receiving a request to the upstream's response headers.",
+    ("route",), buckets=_BUCKETS,
+)
+CONFIG_RELOADS = Counter(
+    "errorproxy_config_reloads_total", "Configuration reloads: ok, or invalid (the running config was kept).",
+    ("result",),
+)
+BUILD_INFO = Gauge(
+    "errorproxy_build_info", "Always 1; the labels say what is running.",
+    ("version", "python", "aiohttp"), multiprocess_mode="livemax",
+)
+BUILD_INFO.labels(__version__, platform.python_version(), aiohttp.__version__).set(1)
+_RELOADS = {True: CONFIG_RELOADS.labels("ok"), False: CONFIG_RELOADS.labels("invalid")}  # both exist from 0
+
+# Label children by their (bounded) label values: a dict lookup instead of
+# `labels()`'s validation and lock on every request.
+_requests: dict[tuple[str, str, int], Counter] = {}
+_intercepted: dict[tuple[str, int | None, int, str | None], Counter] = {}
+_durations: dict[str, Histogram] = {}
+_upstream_errors: dict[tuple[str, str], Counter] = {}
+
+
+def method_label(method: str) -> str:
+    """`GET` stays `GET`; `PURGE`, `get` and anything else non-standard are `OTHER`."""
+    return method if method in METHODS else "OTHER"
+
+
+def observe(exchange: Exchange) -> None:
+    """Count one finished request."""
+    route = exchange.route or NO_ROUTE
+    key = (route, method_label(exchange.method), exchange.status)
+    child = _requests.get(key)
+    if child is None:
+        child = _requests[key] = REQUESTS.labels(key[0], key[1], str(key[2]))
+    child.inc()
+    if exchange.upstream_seconds is not None:
+        histogram = _durations.get(route)
+        if histogram is None:
+            histogram = _durations[route] = UPSTREAM_DURATION.labels(route)
+        histogram.observe(exchange.upstream_seconds)
+    if exchange.intercepted:
+        ikey = (route, exchange.upstream_status, exchange.status, exchange.format)
+        child = _intercepted.get(ikey)
+        if child is None:
+            child = _intercepted[ikey] = INTERCEPTED.labels(route, str(ikey[1]), str(ikey[2]), str(ikey[3]))
+        child.inc()
+
+
+def upstream_failed(upstream: str, kind: str | None) -> None:
+    """Count a failure of `upstream`; `kind` is the Proxy-Status error (`connection_refused`, ...)."""
+    key = (upstream, kind or "proxy_internal_error")
+    child = _upstream_errors.get(key)
+    if child is None:
+        child = _upstream_errors[key] = UPSTREAM_ERRORS.labels(*key)
+    child.inc()
+
+
+def reload_counted(ok: bool) -> None:
+    """Count a configuration reload: `ok`, or `invalid` when validation failed and the old config stayed."""
+    _RELOADS[ok].inc()
+
+
+def process_exited(pid: int) -> None:
+    """Multiprocess mode: forget a worker that exited (its live gauges), as prometheus_client asks."""
+    if _MULTIPROC_DIR:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, _MULTIPROC_DIR)
+
+
+_registry: CollectorRegistry | None = None
+
+
+def render_metrics() -> tuple[bytes, str]:
+    """The Prometheus text exposition of every metric (of every process, in multiprocess mode)."""
+    global _registry
+    if _registry is None:
+        if _MULTIPROC_DIR:
+            from prometheus_client import multiprocess
+
+            _registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(_registry, _MULTIPROC_DIR)
+        else:
+            _registry = REGISTRY
+    return generate_latest(_registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,227 @@
+"""Reloading the configuration without dropping a request.
+
+A request runs to its end on the `Proxy` (settings, routes, upstream pools) it
+started with; a reload only changes which `Proxy` the next request gets:
+
+    SIGHUP or a changed file ─▶ Source.load() ─▶ valid? ─▶ Holder.swap(new)
+                                                  │            └─▶ old Proxy closed once its last request ends
+                                                  └─ invalid: every problem logged, the old Proxy keeps serving
+
+Startup and reload read the configuration the same way (`Source.load`), so a
+file that `errorproxy check` accepts is one a reload accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+from .loader import ConfigError, load_from_env
+from .settings import Settings
+
+log = logging.getLogger("errorproxy")
+
+WATCH_INTERVAL = 1.0  # seconds between looks at the config file when `watch_config` is on
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where the settings come from: the command line's flags and the environment at startup."""
+
+    env: Mapping[str, str] = field(default_factory=dict)
+    config: str | None = None
+    upstream: str | None = None
+    listen: str | None = None
+
+    def load(self) -> Settings:
+        """Valid settings whose templates all render; ConfigError lists every problem otherwise."""
+        settings = load_from_env(self.env, config=self.config, upstream=self.upstream, listen=self.listen)
+        from .pages import Pages  # jinja2 is needed only once the YAML is valid
+
+        route_templates = tuple(sorted({route.template for route in settings.routes if route.template}))
+        problems = Pages(settings.brand, settings.templates_dir).check(route_templates)
+        if problems:
+            raise ConfigError(settings.source, [f"template {problem}" for problem in problems])
+        return settings
+
+
+class Holder:
+    """The `Proxy` new requests get, and the requests still running on each one.
+
+    The server's handler is `Holder.handle`. A swapped-out `Proxy` is closed
+    (its upstream connections with it) when its last request ends.
+    """
+
+    def __init__(self, proxy) -> None:
+        self.current = proxy
+        self._in_flight: dict[object, int] = {proxy: 0}
+        self._tasks: set[asyncio.Task] = set()
+        self._closing: set[asyncio.Task] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.stopping = False  # set by the drain: each response from then on closes its connection
+
+    async def handle(self, request):
+        proxy = self.current
+        task = asyncio.current_task()
+        assert task is not None
+        self._in_flight[proxy] += 1
+        self._tasks.add(task)
+        self._idle.clear()
+        try:
+            response = await proxy.handle(request)
+            if self.stopping:
+                response.force_close()
+            return response
+        finally:
+            self._tasks.discard(task)
+            if not self._tasks:
+                self._idle.set()
+            if proxy in self._in_flight:  # else closed already: a request cut at a stop ended late
+                self._in_flight[proxy] -= 1
+                if proxy is not self.current and not self._in_flight[proxy]:
+                    self._retire(proxy)
+
+    def swap(self, proxy) -> None:
+        old, self.current = self.current, proxy
+        self._in_flight[proxy] = 0
+        if not self._in_flight[old]:
+            self._retire(old)
+        else:
+            log.info("the previous config serves its %d request(s) in flight to their end", self._in_flight[old])
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Whether every request ended within `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except asyncio.TimeoutError:
+            return False
+        return True
+
+    def cancel(self) -> int:
+        """Cancel every request still running (the proxy is stopping); how many there were."""
+        for task in self._tasks:
+            task.cancel()
+        return len(self._tasks)
+
+    async def close(self) -> None:
+        """Close every `Proxy`: the current one and any still serving old requests."""
+        for proxy in list(self._in_flight):
+            self._retire(proxy, quietly=True)
+        while self._closing:
+            await asyncio.gather(*self._closing)
+
+    def _retire(self, proxy, quietly: bool = False) -> None:
+        del self._in_flight[proxy]
+        if not quietly:
+            log.info("closing the previous config's upstream connections: its last request has ended")
+        task = asyncio.get_running_loop().create_task(_close(proxy))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+
+async def _close(proxy) -> None:
+    try:
+        await proxy.close()
+    except Exception as exc:  # a failure to close must not stop a reload or a shutdown
+        log.warning("closing upstream connections failed: %r", exc)
+
+
+class Reloader:
+    """Loads the configuration again and swaps it in, or explains why not.
+
+    `make_proxy` builds the request handler for valid settings; a reload never
+    raises, it answers whether the new configuration is now the one serving.
+    """
+
+    def __init__(self, source: Source, holder, make_proxy: Callable[[Settings], object]) -> None:
+        self.source = source
+        self.holder = holder
+        self.make_proxy = make_proxy
+        self._lock = asyncio.Lock()
+
+    async def reload(self, reason: str) -> bool:
+        async with self._lock:  # one at a time, in the order asked
+            old: Settings = self.holder.current.settings
+            log.info("reloading the config (%s)", reason)
+            try:
+                # Off the event loop: parsing and rendering every template takes milliseconds.
+                settings = await asyncio.to_thread(self.source.load)
+            except ConfigError as exc:
+                for problem in exc.problems:
+                    log.error("reload refused: %s: %s", exc.source, problem)
+                log.error("reload refused: %d problem(s); the running config stays", len(exc.problems))
+                _count(False)
+                return False
+            for warning in restart_needed(old, settings):
+                log.warning("%s", warning)
+            try:
+                proxy = self.make_proxy(settings)
+            except Exception:
+                log.exception("reload failed building the new config; the running config stays")
+                _count(False)
+                return False
+            log.info("reloaded %s: %d routes, %d upstreams", settings.source, len(settings.routes),
+                     len(settings.upstreams))
+            self.holder.swap(proxy)
+            _count(True)
+            return True
+
+    async def watch(self, interval: float = WATCH_INTERVAL) -> None:
+        """Reload when the config file changes, while the running config has `watch_config` on.
+
+        A change is any difference in mtime, size or content hash, so an edit
+        within one mtime tick, or a file replaced by one with an old mtime, counts.
+        """
+        path = self.source.config or self.source.env.get("ERRORPROXY_CONFIG") or None
+        if path is None or self.source.upstream:
+            return  # the embedded config has no file to watch
+        seen = _signature(path)
+        while True:
+            await asyncio.sleep(interval)
+            if not self.holder.current.settings.ops.watch_config:
+                seen = _signature(path)  # switched off: only changes made while on count
+                continue
+            now = _signature(path)
+            if now != seen:
+                seen = now
+                await self.reload(f"{path} changed")
+
+
+def restart_needed(old: Settings, new: Settings, server: bool = True) -> list[str]:
+    """What a reload cannot change in a running process, as warnings (`server`: the `server` limits too)."""
+    warnings = []
+    if new.listen != old.listen:
+        warnings.append(f"listen changed from {old.listen} to {new.listen}: takes a restart; still listening on {old.listen}")
+    if new.ops.admin != old.ops.admin:
+        warnings.append(f"admin changed from {old.ops.admin} to {new.ops.admin}: takes a restart; admin stays on {old.ops.admin}")
+    # stop_delay and shutdown_timeout are read when the stop begins, so they do follow a reload.
+    fixed = ("header_timeout", "keepalive_timeout", "max_line_size", "max_headers", "lingering_time")
+    changed = [name for name in fixed if getattr(new.server, name) != getattr(old.server, name)]
+    if changed and server:
+        warnings.append(f"server.{', server.'.join(changed)} changed: takes a restart; the old values stay")
+    return warnings
+
+
+def _signature(path: str) -> tuple[int, int, str] | None:
+    try:
+        with open(path, "rb") as file:
+            stat = os.fstat(file.fileno())
+            digest = hashlib.sha256(file.read()).hexdigest()
+    except OSError:
+        return None  # gone for now (an editor's rename dance): its return is a change
+    return stat.st_mtime_ns, stat.st_size, digest
+
+
+def _count(ok: bool) -> None:
+    from .metrics import reload_counted  # here, not above: a `--workers` supervisor never imports prometheus_client
+
+    reload_counted(ok)
