@@ -10,12 +10,13 @@ import asyncio
 import logging
 from typing import AsyncIterator, Callable
 
-from aiohttp import ClientResponse, hdrs, web
+from aiohttp import hdrs, web
 from multidict import CIMultiDict
 from yarl import URL
 
 from . import errors, headers, metrics, websocket
 from .accesslog import EXCHANGE, AccessLog, Exchange
+from .client import Response as UpstreamResponse
 from .intercept import UpstreamReply, decode_body, normalize, parse, select_rule, success_false
 from .negotiation import FIXED, PROBLEM, Choice, choose
 from .pages import Pages
@@ -107,9 +108,9 @@ class Proxy:
         upstream = route.upstream
         outgoing = self._upstream_headers(request, route, request_id)
         aim = _aimer(request, route, outgoing, upstream_target(request.raw_path, path, route.strip_prefix))
-        session = self.pool.session(upstream)
         if websocket.is_upgrade(request):
             return await websocket.relay(request, self.pool, aim, outgoing, request_id, upstream)
+        connections = self.pool.connections(upstream)
 
         length = request.content_length
         if route.max_body_size is not None and length is not None and length > route.max_body_size:
@@ -119,12 +120,8 @@ class Proxy:
             upstream_response = await self.pool.send(
                 upstream,
                 request_id,
-                lambda target: session.request(
-                    request.method,
-                    aim(target),
-                    headers=outgoing,
-                    data=body.stream() if body else None,
-                    allow_redirects=False,
+                lambda target: connections.request(
+                    target, request.method, aim(target), outgoing, body.stream() if body else None,
                 ),
                 replayable=lambda: body is None or not body.started,
             )
@@ -150,7 +147,7 @@ class Proxy:
             upstream_response.close()
             raise
 
-    async def _intercept(self, request: web.BaseRequest, upstream_response: ClientResponse, route: Route,
+    async def _intercept(self, request: web.BaseRequest, upstream_response: UpstreamResponse, route: Route,
                          request_id: str, legacy: SuccessFalse | None = None) -> web.StreamResponse:
         """Read the error body up to the cap, then rewrite it, or pass it on if no rule claims it."""
         policy = route.errors
@@ -202,10 +199,10 @@ class Proxy:
             request_id=request_id,
         )
 
-    async def _stream_back(self, request: web.BaseRequest, upstream_response: ClientResponse, route: Route,
+    async def _stream_back(self, request: web.BaseRequest, upstream_response: UpstreamResponse, route: Route,
                            request_id: str, prefix: bytes = b"", complete: bool = False) -> web.StreamResponse:
         """Stream the upstream response to the client; `prefix` was read already (and is all, if `complete`)."""
-        version = f"{upstream_response.version.major}.{upstream_response.version.minor}"
+        version = "%d.%d" % upstream_response.version
         response = PassthroughResponse(
             status=upstream_response.status,
             reason=upstream_response.reason,
@@ -213,14 +210,23 @@ class Proxy:
         )
         exchange = request[EXCHANGE]
         try:
+            if not complete and upstream_response.complete:
+                prefix += await upstream_response.read()  # all there: head and body go in one write
+                complete = True
             await response.prepare(request)
+            if complete:
+                exchange.bytes_out += len(prefix)
+                await response.write_eof(prefix)
+                upstream_response.release()
+                return response
             if prefix:
                 await response.write(prefix)
                 exchange.bytes_out += len(prefix)
-            content = upstream_response.content
-            while not complete:
+            else:
+                response.send_headers()  # the body may take a while: the client gets the head now
+            while True:
                 try:
-                    chunk = await content.readany()
+                    chunk = await upstream_response.read()
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -254,25 +260,20 @@ def _keeps_client_host(request: web.BaseRequest, route: Route) -> bool:
     return route.host_header == "client" and hdrs.HOST in request.headers
 
 
-def _aimer(request: web.BaseRequest, route: Route, outgoing: CIMultiDict[str], target: str) -> Callable[[URL], URL]:
-    """`aim(base)`: this request's URL at the upstream target `base` (scheme, authority, base path).
+def _aimer(request: web.BaseRequest, route: Route, outgoing: CIMultiDict[str], target: str) -> Callable[[URL], str]:
+    """`aim(base)`: this request's target (path and query) at the upstream target `base`, under its base path.
 
     Unless the route passes the client's Host on, `aim` also sets `outgoing`'s
     Host to that target's authority: each try names the target it goes to.
     """
     keep_host = _keeps_client_host(request, route)
 
-    def aim(base: URL) -> URL:
+    def aim(base: URL) -> str:
         if not keep_host:
             outgoing[hdrs.HOST] = base.raw_authority
-        return _upstream_url(base, target)
+        return base.raw_path.rstrip("/") + target
 
     return aim
-
-
-def _upstream_url(base: URL, target: str) -> URL:
-    prefix = base.raw_path.rstrip("/")
-    return URL(f"{base.scheme}://{base.raw_authority}{prefix}{target}", encoded=True)
 
 
 def _abort(request: web.BaseRequest) -> None:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
-import uuid
-from typing import Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
@@ -28,6 +27,10 @@ HOP_BY_HOP = frozenset(
 )
 # The proxy answers `Expect: 100-continue` itself, once it is ready for the body.
 _REQUEST_DROP = HOP_BY_HOP | {istr("Expect"), istr("Host")}
+# istr compares like str, case and all: names are compared lower-cased, since
+# clients and upstreams may send `connection` or `x-secret` in any case.
+_HOP_BY_HOP_LOWER = frozenset(name.lower() for name in HOP_BY_HOP)
+_REQUEST_DROP_LOWER = frozenset(name.lower() for name in _REQUEST_DROP)
 # Upstream headers a rewritten error keeps: what the client needs to act on it
 # (retry, re-authenticate, refetch, follow), and CORS, without which a browser
 # hides the error from the page's script. All others, Server and X-Powered-By
@@ -56,13 +59,11 @@ def connection_tokens(headers: CIMultiDictProxy[str]) -> set[istr]:
     return tokens
 
 
-def _copy(headers: CIMultiDictProxy[str], drop: Iterable[istr]) -> CIMultiDict[str]:
-    # istr compares like str, case and all: compare lower-cased names, since
-    # clients and upstreams may send `connection` or `x-secret` in any case.
-    dropped = {name.lower() for name in drop}
+def _copy(headers: CIMultiDictProxy[str], dropped: frozenset[str]) -> CIMultiDict[str]:
+    """`headers` without those named (lower case) in `dropped` or in a Connection header."""
     if "Connection" in headers:
-        dropped |= {token.lower() for token in connection_tokens(headers)}
-    return CIMultiDict((k, v) for k, v in headers.items() if k.lower() not in dropped)
+        dropped = dropped | {token.lower() for token in connection_tokens(headers)}
+    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in dropped])
 
 
 def actionable(incoming: CIMultiDictProxy[str]) -> list[tuple[str, str]]:
@@ -74,7 +75,7 @@ def request_id(incoming: str | None) -> str:
     """The client's X-Request-ID when it is well formed, else a new one."""
     if incoming and _REQUEST_ID.fullmatch(incoming):
         return incoming
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()  # 32 hex digits, as uuid4().hex but without building a UUID
 
 
 def is_trusted(peer: str | None, trusted: tuple[IPNetwork, ...]) -> bool:
@@ -103,7 +104,7 @@ def upstream_request_headers(
     `host` is the Host value to send (the client's or the upstream's, per route).
     X-Forwarded-* from the client are kept only when the peer is a trusted proxy.
     """
-    out = _copy(incoming, _REQUEST_DROP)
+    out = _copy(incoming, _REQUEST_DROP_LOWER)
     out["Host"] = host
     client_host = incoming.get("Host", "")
     if trusted:
@@ -125,7 +126,7 @@ def upstream_request_headers(
 
 def downstream_response_headers(incoming: CIMultiDictProxy[str], version: str) -> CIMultiDict[str]:
     """The upstream's response headers as the client gets them."""
-    out = _copy(incoming, HOP_BY_HOP)
+    out = _copy(incoming, _HOP_BY_HOP_LOWER)
     _add_via(out, version)
     return out
 

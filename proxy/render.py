@@ -40,7 +40,15 @@ class NoInventedHeaders:
 
 
 class PassthroughResponse(NoInventedHeaders, web.StreamResponse):
-    """An upstream response on its way to the client."""
+    """An upstream response on its way to the client; its head leaves with the first body bytes."""
+
+    _send_headers_immediately = False
+
+    def send_headers(self) -> None:
+        """Send the head now, ahead of a body that is not there yet."""
+        writer = self._payload_writer
+        if writer is not None:
+            writer.send_headers()  # type: ignore[attr-defined]
 
 
 class ProblemResponse(NoInventedHeaders, web.Response):

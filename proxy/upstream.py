@@ -1,16 +1,16 @@
-"""Connections to upstream services: one pooled ClientSession per upstream.
+"""Connections to upstream services: a connection pool per upstream, and the retries across its targets.
 
-The session is set up as a proxy needs it and aiohttp's defaults are not:
-no decompression, no cookie jar, no redirects followed, no default headers
-(User-Agent, Accept, Accept-Encoding), URLs sent exactly as given.
+Requests go through `client.ConnectionPool`, made for forwarding. WebSocket
+handshakes go through an aiohttp ClientSession, set up as a proxy needs it
+and aiohttp's defaults are not: no decompression, no cookie jar, no
+redirects followed, no default headers, URLs sent exactly as given.
 
-An upstream with several targets still has one session: its connector pools
-connections per host and port, so each target keeps its own keep-alive
-connections, and `max_connections` caps them all together, as the setting
-says. `Pool.send` picks the target for each try (see `balancer`) and makes
-the retries.
+An upstream with several targets still has one pool: it keeps keep-alive
+connections per target, and `max_connections` caps them all together, as
+the setting says. `Pool.send` picks the target for each try (see
+`balancer`) and makes the retries.
 
-`map_failure` is the one place where aiohttp client exceptions become
+`map_failure` is the one place where client exceptions become
 `errors.ProxyError`s.
 """
 
@@ -25,8 +25,9 @@ import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
-from . import errors, metrics
+from . import client_errors, errors, metrics
 from .balancer import Balancer, Outcome
+from .client import ConnectionPool, Response
 from .settings import UpstreamSettings
 
 log = logging.getLogger("errorproxy.upstream")
@@ -46,12 +47,19 @@ _dialing: ContextVar[bool] = ContextVar("errorproxy_dialing", default=False)
 
 
 class Pool:
-    """A ClientSession and a Balancer per upstream, created lazily inside the running loop."""
+    """A ConnectionPool, a ClientSession (WebSockets) and a Balancer per upstream, made inside the running loop."""
 
     def __init__(self, upstreams: dict[str, UpstreamSettings] | object) -> None:
         self._upstreams = upstreams
+        self._pools: dict[str, ConnectionPool] = {}
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._balancers: dict[str, Balancer] = {}
+
+    def connections(self, upstream: UpstreamSettings) -> ConnectionPool:
+        pool = self._pools.get(upstream.name)
+        if pool is None:
+            pool = self._pools[upstream.name] = ConnectionPool(upstream)
+        return pool
 
     def session(self, upstream: UpstreamSettings) -> aiohttp.ClientSession:
         session = self._sessions.get(upstream.name)
@@ -105,38 +113,20 @@ class Pool:
             await asyncio.sleep(delay)
 
     async def close(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.close()
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
 
 
-class _Response(aiohttp.ClientResponse):
-    """aiohttp's response, refusing an ambiguous body length as llhttp does.
-
-    RFC 9112 §6.3: differing Content-Length values are an unrecoverable error
-    that a proxy answers with 502, closing the connection. llhttp rejects any
-    repeated Content-Length; aiohttp's pure-Python parser frames the body by
-    the first value and keeps them all, which would hand the ambiguity on to
-    the client. The check is made here because by the time `start` returns,
-    a short body is read and its connection already back in the pool.
-    """
-
-    async def start(self, connection) -> aiohttp.ClientResponse:
-        protocol = connection.protocol
-        response = await super().start(connection)
-        lengths = self.headers.getall(hdrs.CONTENT_LENGTH, ())
-        if len(lengths) > 1:
-            if protocol is not None:
-                protocol.close()  # may be pooled already: never to be reused
-            raise aiohttp.ClientResponseError(
-                self.request_info, self.history, status=self.status,
-                message=f"{len(lengths)} Content-Length headers: {', '.join(lengths)[:100]}",
-            )
-        return response
-
-
 def _outcome(exc: Exception) -> Outcome:
     """What a failed try says about its target."""
+    if isinstance(exc, (client_errors.ConnectFailed, client_errors.ConnectTimeout)):
+        return Outcome.UNREACHABLE  # no request was sent
+    if isinstance(exc, client_errors.UpstreamFailure):
+        return Outcome.UNDECIDED if isinstance(exc, client_errors.PoolTimeout) else Outcome.CONNECTED
     if isinstance(exc, aiohttp.ClientConnectorError):
         return Outcome.UNREACHABLE  # refused, unreachable, no address, TLS handshake: no request sent
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -187,7 +177,6 @@ def _make_session(upstream: UpstreamSettings) -> aiohttp.ClientSession:
         max_line_size=upstream.max_line_size,
         max_field_size=upstream.max_line_size,
         read_bufsize=2**16,
-        response_class=_Response,
         trace_configs=[_dial_trace()],
     )
 
@@ -199,7 +188,11 @@ def map_failure(exc: BaseException, upstream: UpstreamSettings, request_id: str)
     becomes part of the error sent to the client.
     """
     error: errors.ProxyError
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, client_errors.UpstreamFailure):
+        error = _FAILURES.get(type(exc), errors.UpstreamError)()
+        if isinstance(exc, client_errors.ConnectFailed) and not isinstance(exc.os_error, ConnectionRefusedError):
+            error = errors.UpstreamError()
+    elif isinstance(exc, aiohttp.ClientConnectorError):
         refused = isinstance(exc.os_error, ConnectionRefusedError)
         error = errors.ConnectionRefused() if refused else errors.UpstreamError()
     elif isinstance(exc, aiohttp.ConnectionTimeoutError):
@@ -223,8 +216,19 @@ def map_failure(exc: BaseException, upstream: UpstreamSettings, request_id: str)
     return error
 
 
-async def read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes, bool]:
-    """Up to `cap` bytes of the body, and whether that is all of it.
+_FAILURES: dict[type, type[errors.ProxyError]] = {
+    client_errors.ConnectFailed: errors.ConnectionRefused,
+    client_errors.ConnectTimeout: errors.ConnectionTimeout,
+    client_errors.PoolTimeout: errors.ConnectionTimeout,
+    client_errors.ReadTimeout: errors.ResponseTimeout,
+    client_errors.Malformed: errors.ResponseMalformed,
+    client_errors.HeadersTooLarge: errors.ResponseTooLarge,
+    client_errors.Disconnected: errors.ResponseIncomplete,
+}
+
+
+async def read_capped(response: Response, cap: int) -> tuple[bytes, bool]:
+    """Up to `cap` bytes of the body, and whether that is all of it (else: a little more than `cap`).
 
     A body announced larger than the cap is not read at all. A read that fails
     gives what arrived and False: the caller then treats the body as unparsed.
@@ -232,16 +236,16 @@ async def read_capped(response: aiohttp.ClientResponse, cap: int) -> tuple[bytes
     length = response.content_length
     if length is not None and length > cap:
         return b"", False
-    buffer = bytearray()
+    buffer = b""
     try:
         while len(buffer) <= cap:
-            chunk = await response.content.read(cap + 1 - len(buffer))
+            chunk = await response.read()
             if not chunk:
-                return bytes(buffer), True
+                return buffer, True
             buffer += chunk
     except asyncio.CancelledError:
         raise
     except Exception as exc:
         log.warning("reading an upstream error body failed: %s: %s", type(exc).__name__, str(exc)[:300])
         response.close()
-    return bytes(buffer), False
+    return buffer, False

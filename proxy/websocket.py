@@ -46,19 +46,19 @@ def is_upgrade(request: web.BaseRequest) -> bool:
 async def relay(
     request: web.BaseRequest,
     pool: Pool,
-    aim: Callable[[URL], URL],
+    aim: Callable[[URL], str],
     outgoing: CIMultiDict[str],
     request_id: str,
     upstream: UpstreamSettings,
 ) -> web.StreamResponse:
-    """Relay a WebSocket between the client and the target the pool picks (`aim(target)` is its URL)."""
+    """Relay a WebSocket between the client and the target the pool picks (`aim(target)` is the path there)."""
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     for name in _HANDSHAKE:
         outgoing.popall(name, None)
     session = pool.session(upstream)
     try:
         upstream_ws = await pool.send(upstream, request_id, lambda target: session.ws_connect(
-            aim(target), headers=outgoing, protocols=protocols, autoclose=False,
+            URL(f"http://{target.raw_authority}{aim(target)}", encoded=True), headers=outgoing, protocols=protocols, autoclose=False,
             max_msg_size=MAX_MESSAGE, compress=0,
         ))
     except asyncio.CancelledError:

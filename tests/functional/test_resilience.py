@@ -177,13 +177,8 @@ async def test_websocket_upgrade_goes_to_a_target_the_balancer_picks(aiohttp_ser
     assert len(_unreachable(proxy.log())) == 1
 
 
-@pytest.mark.parametrize("method, tries_at_the_target", [
-    pytest.param("POST", 1, id="POST"),
-    # aiohttp's own retry of a bodiless idempotent request (RFC 9112 §9.3.1.1): same target, new connection.
-    pytest.param("GET", 2, id="GET-aiohttp-retries-once"),
-])
-async def test_request_that_reached_a_target_is_not_tried_on_another(aiohttp_server, raw_server, start_proxy,
-                                                                     method, tries_at_the_target):
+@pytest.mark.parametrize("method", ["POST", "GET"])
+async def test_request_that_reached_a_target_is_not_tried_on_another(aiohttp_server, raw_server, start_proxy, method):
     """The upstream took the request and hung up: 502, and the next target never sees it."""
     tally = Tally()
 
@@ -198,7 +193,7 @@ async def test_request_that_reached_a_target_is_not_tried_on_another(aiohttp_ser
         async with client.request(method, f"{proxy.url}/orders", data=body) as response:
             assert response.status == 502
             assert response.headers["Proxy-Status"] == "errorproxy; error=http_response_incomplete"
-    assert tally.accepted == tries_at_the_target
+    assert tally.accepted == 1  # a new connection that took the request and hung up: not sent again
     assert all(head.startswith(method.encode() + b" /orders ") for head in tally.heads)
     assert a.got == []
     assert _unreachable(proxy.log()) == []
@@ -250,7 +245,7 @@ async def test_connect_timeout_ejects_the_target(aiohttp_server, start_proxy, bl
         assert [await _get(client, f"{proxy.url}/") for _ in range(4)] == [(200, "a")] * 4
     assert len(a.got) == 5
     failures = _unreachable(proxy.log())
-    assert len(failures) == 1 and "ConnectionTimeoutError" in failures[0]
+    assert len(failures) == 1 and "ConnectTimeout" in failures[0]
 
 
 async def test_waiting_for_a_full_pool_is_not_the_targets_fault(raw_server, aiohttp_server, start_proxy):

@@ -1,0 +1,195 @@
+"""An HTTP/1.1 client made for forwarding: pooled keep-alive connections to one upstream.
+
+aiohttp's ClientSession is a general client: per request it builds a request
+and a response object, merges default headers, cookies and SSL options,
+re-arms a timer on every read, and writes a request's head and body apart.
+A proxy needs none of that, and on small responses that work was most of its
+time. Here a request is one write of its head, llhttp (through httptools)
+parses the response as it arrives (`client_proto`), and the body is handed
+over in the chunks the socket gave:
+
+    pool = ConnectionPool(settings)
+    response = await pool.request(target, "GET", "/path?q", headers)
+    while chunk := await response.read(): ...
+    response.release()  # read to its end: the connection goes back to the pool
+
+Failures raise `client_errors.UpstreamFailure`s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import AsyncIterator
+
+from multidict import CIMultiDict
+from yarl import URL
+
+from .client_errors import ConnectFailed, ConnectTimeout, Disconnected, PoolTimeout
+from .client_proto import Response, _Connection
+from .settings import UpstreamSettings
+
+__all__ = ["ConnectionPool", "Response"]
+
+_IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})  # RFC 9110 §9.2.2
+
+
+class ConnectionPool:
+    """Keep-alive connections to one upstream's targets, at most `max_connections` open."""
+
+    def __init__(self, settings: UpstreamSettings) -> None:
+        self.settings = settings
+        self.loop = asyncio.get_running_loop()
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
+        self._all: set[_Connection] = set()
+        self._opening = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._sweep: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    @property
+    def open_connections(self) -> int:
+        return len(self._all) + self._opening
+
+    async def request(self, target: URL, method: str, path: str, headers: CIMultiDict[str],
+                      body: AsyncIterator[bytes] | None = None) -> Response:
+        """Send a request to `target` (its host and port) and return once the response's head is in.
+
+        Without Content-Length, a body is sent chunked. A reused connection
+        found closed before any of the response arrived is one the upstream
+        timed out while idle: an idempotent request goes again on a new
+        connection, unless its body had started to go (RFC 9112 §9.3.1.1).
+        """
+        chunked = body is not None and "Content-Length" not in headers
+        head = _serialize(method, path, headers, chunked)
+        key = (target.raw_host or "", target.port or 80)
+        settings = self.settings
+        while True:
+            connection, reused = await self._acquire(key)
+            response = Response(connection, method == "HEAD", body is not None,
+                                settings.read_timeout, settings.max_line_size)
+            try:
+                await connection.send(response, head, body, chunked)
+            except Disconnected:
+                if reused and method in _IDEMPOTENT and not response.started and not connection.body_started:
+                    continue
+                raise
+            return response
+
+    async def _acquire(self, key: tuple[str, int]) -> tuple[_Connection, bool]:
+        settings = self.settings
+        deadline = None
+        while True:
+            idle = self._idle.get(key)
+            while idle:
+                connection = idle.pop()
+                if connection.usable(self.loop.time() - settings.idle_timeout):
+                    return connection, True
+                connection.close()
+            if self.open_connections < settings.max_connections:
+                return await self._open(key), False
+            if self._make_room(key):
+                continue
+            if deadline is None:
+                deadline = self.loop.time() + settings.connect_timeout + settings.read_timeout
+            await self._wait_for_room(deadline)
+
+    def _make_room(self, key: tuple[str, int]) -> bool:
+        """Close an idle connection to another target, so that one to `key` can be opened."""
+        for other, idle in self._idle.items():
+            if other != key and idle:
+                idle.pop(0).close()
+                return True
+        return False
+
+    async def _wait_for_room(self, deadline: float) -> None:
+        timeout = deadline - self.loop.time()
+        if timeout <= 0:
+            raise PoolTimeout(f"all {self.settings.max_connections} connections stayed busy")
+        waiter = self.loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            raise PoolTimeout(f"all {self.settings.max_connections} connections stayed busy") from None
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
+
+    def _wake(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _open(self, key: tuple[str, int]) -> _Connection:
+        self._opening += 1
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout):
+                _, connection = await self.loop.create_connection(lambda: _Connection(self), *key)
+        except TimeoutError:
+            raise ConnectTimeout(f"no connection to {key[0]}:{key[1]} within "
+                                 f"{self.settings.connect_timeout:g}s") from None
+        except OSError as exc:
+            raise ConnectFailed(exc) from exc
+        finally:
+            self._opening -= 1
+            self._wake()  # a failed dial frees its slot
+        if self._closed:
+            connection.close()
+            raise Disconnected("the pool was closed")
+        connection.key = key
+        self._all.add(connection)
+        return connection
+
+    def release(self, connection: _Connection) -> None:
+        """Take back a connection whose exchange ended cleanly."""
+        if self._closed or not connection.usable(None):
+            connection.close()
+            return
+        connection.idle_since = self.loop.time()
+        self._idle.setdefault(connection.key, []).append(connection)
+        if self._sweep is None:
+            self._sweep = self.loop.call_later(self.settings.idle_timeout, self._close_idle)
+        self._wake()
+
+    def lost(self, connection: _Connection) -> None:
+        """A connection closed: forget it, and let a waiter open another."""
+        if connection in self._all:
+            self._all.discard(connection)
+            idle = self._idle.get(connection.key)
+            if idle and connection in idle:
+                idle.remove(connection)
+            self._wake()
+
+    def _close_idle(self) -> None:
+        self._sweep = None
+        oldest_kept = self.loop.time() - self.settings.idle_timeout
+        for idle in self._idle.values():
+            for connection in [c for c in idle if c.idle_since <= oldest_kept]:
+                idle.remove(connection)
+                connection.close()
+        if any(self._idle.values()) and not self._closed:
+            self._sweep = self.loop.call_later(self.settings.idle_timeout / 2, self._close_idle)
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+        for connection in list(self._all):
+            connection.close()
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(Disconnected("the pool was closed"))
+
+
+def _serialize(method: str, path: str, headers: CIMultiDict[str], chunked: bool) -> bytes:
+    """The request head, e.g. b"GET /a?b HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"."""
+    lines = [f"{method} {path} HTTP/1.1"]
+    lines.extend(f"{name}: {value}" for name, value in headers.items())
+    if chunked:
+        lines.append("Transfer-Encoding: chunked")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape")

@@ -1,0 +1,141 @@
+"""Upstream keep-alive connections: when one is reused, retried on, or let go."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.conftest import config_yaml, raw_exchange, read_request_head
+from tests.functional.test_faults import Tally
+
+GET = b"GET /%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+async def _keepalive_upstream(tally: Tally, reply: bytes, requests_per_connection: int = 100):
+    """Answers `reply` to each request, keeping the connection open for the next one."""
+
+    async def serve(reader, writer):
+        for _ in range(requests_per_connection):
+            try:
+                head = await read_request_head(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                return
+            tally.heads.append(head)
+            writer.write(reply)
+            await writer.drain()
+
+    return tally.counting(serve)
+
+
+@pytest.mark.parametrize("method, reply", [
+    pytest.param(b"GET", b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", id="GET-length"),
+    pytest.param(b"GET", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", id="GET-chunked"),
+    pytest.param(b"HEAD", b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n", id="HEAD-with-length"),
+    pytest.param(b"GET", b"HTTP/1.1 304 Not Modified\r\nETag: \"a\"\r\n\r\n", id="304"),
+])
+async def test_a_response_read_to_its_end_leaves_its_connection_for_the_next(raw_server, start_proxy, method, reply):
+    tally = Tally()
+    server = await raw_server(await _keepalive_upstream(tally, reply))
+    proxy = await start_proxy(config_yaml(server.url))
+    for n in range(3):
+        answer = await raw_exchange(proxy.port, method + b" /%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % n)
+        assert answer.startswith(reply.split(b"\r\n")[0]), answer
+    assert len(tally.heads) == 3
+    assert tally.accepted == 1
+
+
+async def test_a_body_ended_by_close_is_forwarded_whole_and_the_connection_not_reused(raw_server, start_proxy):
+    """RFC 9112 §6.3: no Content-Length and not chunked, the body runs to the close."""
+    tally = Tally()
+    body = b"x" * 300_000 + b"end"
+
+    async def until_close(reader, writer):
+        tally.heads.append(await read_request_head(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+    server = await raw_server(tally.counting(until_close))
+    proxy = await start_proxy(config_yaml(server.url))
+    for n in range(2):
+        answer = await raw_exchange(proxy.port, GET % n)
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        assert b"Transfer-Encoding: chunked" in head
+        assert _unchunk(rest) == body
+    assert tally.accepted == 2
+
+
+def _unchunk(data: bytes) -> bytes:
+    out = bytearray()
+    while True:
+        size_line, _, data = data.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            return bytes(out)
+        out += data[:size]
+        data = data[size + 2:]
+
+
+@pytest.mark.parametrize("method, sent_again", [
+    pytest.param(b"GET", True, id="GET"),
+    pytest.param(b"DELETE", True, id="DELETE"),
+    pytest.param(b"POST", False, id="POST"),
+])
+async def test_a_kept_alive_connection_the_upstream_dropped_is_retried_only_when_safe(
+        raw_server, start_proxy, method, sent_again):
+    """The upstream closes a pooled connection as the next request goes down it: an idempotent
+    request without a body goes again on a new connection (RFC 9112 §9.3.1.1); a POST gets 502."""
+    tally = Tally()
+
+    async def one_then_drop(reader, writer):
+        tally.heads.append(await read_request_head(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+        await read_request_head(reader)  # the second request on this connection: hang up on it
+        writer.transport.abort()
+
+    server = await raw_server(tally.counting(one_then_drop))
+    proxy = await start_proxy(config_yaml(server.url))
+    first = await raw_exchange(proxy.port, GET % 1)
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    second = await raw_exchange(proxy.port, method + b" /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    if sent_again:
+        assert second.startswith(b"HTTP/1.1 200 OK"), second
+        assert tally.accepted == 2
+    else:
+        assert second.startswith(b"HTTP/1.1 502 "), second
+        assert b"error=http_response_incomplete" in second
+        assert tally.accepted == 1
+
+
+async def test_pooled_connections_are_closed_after_idle_timeout(raw_server, start_proxy):
+    tally = Tally()
+    server = await raw_server(await _keepalive_upstream(tally, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    proxy = await start_proxy(config_yaml(server.url, upstream="idle_timeout: 300ms"))
+    assert (await raw_exchange(proxy.port, GET % 1)).startswith(b"HTTP/1.1 200 OK")
+    assert tally.open == 1
+    assert await tally.wait_until(lambda t: t.open == 0, 3)
+    assert (await raw_exchange(proxy.port, GET % 2)).startswith(b"HTTP/1.1 200 OK")
+    assert tally.accepted == 2
+
+
+async def test_an_upstream_stalling_mid_body_is_cut_at_read_timeout(raw_server, start_proxy):
+    """Headers and part of the body, then silence: the client's connection is aborted, not left hanging."""
+    tally = Tally()
+
+    async def stall(reader, writer):
+        tally.heads.append(await read_request_head(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
+        await writer.drain()
+        await asyncio.wait_for(reader.read(), 10)  # returns when the proxy lets go of the connection
+
+    server = await raw_server(tally.counting(stall))
+    proxy = await start_proxy(config_yaml(server.url, upstream="read_timeout: 400ms"))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    answer = await raw_exchange(proxy.port, GET % 1)
+    assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(b"part")
+    assert 0.4 <= loop.time() - started < 3
+    assert await tally.wait_until(lambda t: t.open == 0, 3)
+    assert "http_response_timeout" in proxy.log()
