@@ -91,6 +91,8 @@ class Balancer:
         probe). If there is none, the ejected one whose ejection ends first.
         Tried targets are passed over while any other is left.
         """
+        if self._count == 1 and self._until[0] is None:
+            return 0  # one target, admitted: nothing to choose
         now = self._clock()
         untried = [i for i in range(self._count) if i not in tried] or list(range(self._count))
         for step in range(self._count):

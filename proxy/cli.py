@@ -13,6 +13,7 @@ from . import __version__
 from .loader import ConfigError
 from .reload import Source
 from .settings import Settings
+from .tuning import tune_malloc
 from .workers import MAX_WORKERS, Supervisor, worker_link
 
 
@@ -97,6 +98,7 @@ def _run(args: argparse.Namespace) -> int:
     from .forward import Proxy
     from .server import serve
 
+    tune_malloc()
     try:
         _run_loop(serve(Proxy(settings), reload_from=source, ready=link.ready if link else None,
                         reuse_port=link is not None))
@@ -228,9 +230,12 @@ def _setup_logging(worker: bool = False) -> None:
 
 
 def _run_loop(coro) -> None:
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(coro)
-    else:
-        uvloop.run(coro)
+    """uvloop where installed, unless ERRORPROXY_LOOP=asyncio asks for asyncio's own loop."""
+    if os.environ.get("ERRORPROXY_LOOP", "uvloop").lower() != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.run(coro)
+    asyncio.run(coro)

@@ -19,6 +19,8 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+import orjson
+
 from . import scrub
 from .pointer import MISSING, resolve
 from .problem import CONCURRENCY_STATUSES, Problem, default_detail
@@ -104,11 +106,21 @@ def parse(reply: UpstreamReply, body: bytes | None) -> Parsed:
         text = body.decode("utf-8", errors="replace")
     document: Any = MISSING
     if "json" in reply.media_type or text.lstrip()[:1] in ("{", "["):
-        try:
-            document = json.loads(text)
-        except (ValueError, RecursionError):  # "[[[[..." deeper than the interpreter's stack
-            document = MISSING
+        document = _loads(text)
     return Parsed(text, document)
+
+
+def _loads(text: str) -> Any:
+    """The JSON document in `text`, or MISSING. orjson first; json for what orjson refuses
+    and JSON allows (integers past 64 bits)."""
+    try:
+        return orjson.loads(text)
+    except ValueError:
+        pass
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # "[[[[..." deeper than the interpreter's stack
+        return MISSING
 
 
 def select_rule(policy: ErrorPolicy, reply: UpstreamReply, parsed: Parsed) -> ErrorRule | None:

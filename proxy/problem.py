@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from . import errors
 from .status import reason
@@ -104,4 +105,4 @@ class Problem:
         return body
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":")).encode()
+        return orjson.dumps(self.to_dict())  # compact UTF-8, as json.dumps(ensure_ascii=False, separators=(",", ":"))

@@ -11,6 +11,7 @@ import json
 import re
 from typing import Any, Callable, Iterable, Mapping
 
+import orjson
 from aiohttp import hdrs, web
 
 from .negotiation import JSON, PROBLEM, Choice
@@ -99,7 +100,7 @@ def render(
 
 
 def _json(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    return orjson.dumps(value)
 
 
 def envelope(problem: Problem) -> dict[str, Any]:

@@ -46,6 +46,7 @@ patterns also accept JSON escapes where a line would start (`\n\tat com.x...`),
 
 from __future__ import annotations
 
+import functools
 import re
 
 # Deeper or larger JSON is reported rather than scanned in part: a filter that
@@ -253,12 +254,22 @@ def unsafe_reason(text: str) -> str | None:
     >>> unsafe_reason("open C:\\inetpub\\wwwroot\\web.config failed")
     'filesystem path'
     """
-    if len(text) <= _SHORT and not _ANY.search(text):
-        return None
+    if len(text) <= _SHORT:
+        return _short_reason(text)
+    return _reason(text)
+
+
+def _reason(text: str) -> str | None:
     for reason, pattern in _CHECKS:
         if pattern.search(text):
             return reason
     return None
+
+
+@functools.lru_cache(maxsize=4096)
+def _short_reason(text: str) -> str | None:
+    # An upstream sends the same few messages and keys over and over: each is scanned once.
+    return None if not _ANY.search(text) else _reason(text)
 
 
 def is_safe(text: str) -> bool:

@@ -23,6 +23,7 @@ from .problem import Problem
 from .reload import Holder, Reloader, Source
 from .render import render
 from .settings import ServerSettings
+from .tuning import tune_gc
 
 log = logging.getLogger("errorproxy")
 
@@ -154,6 +155,7 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
                  who, ", ".join(addresses), settings.source, len(settings.routes), loop_name)
         if reload_from is not None:
             _start(background, reloader.watch())
+        tune_gc()  # start-up is over
         if ready is not None:
             ready(addresses)
         await stop.wait()

@@ -124,12 +124,20 @@ class ErrorPolicy:
     max_error_body: int = 64 * 1024
     rules: tuple[ErrorRule, ...] = ()
     success_false: SuccessFalse | None = None
+    _intercepted: frozenset[int] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Asked on every response: the answer for each status is worked out once.
+        rewrites = self.format != "passthrough" and "upstream" in self.origins
+        statuses = frozenset(
+            status for status in range(100, 1000)
+            if rewrites and (status in self.intercept or any(status in rule.status for rule in self.rules))
+        )
+        object.__setattr__(self, "_intercepted", statuses)
 
     def intercepts(self, status: int) -> bool:
         """Whether an upstream response with this status is rewritten (or may be, by a rule)."""
-        if self.format == "passthrough" or "upstream" not in self.origins:
-            return False
-        return status in self.intercept or any(status in rule.status for rule in self.rules)
+        return status in self._intercepted
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,14 +2,15 @@
 
 Measured with `python bench/run.py` (see bench/README.md):
 
-- glibc malloc hands buffers above 128 KiB back to the kernel as soon as they
-  are freed, so each body chunk of a large response costs an mmap, a munmap
-  and page faults. Raising the mmap and trim thresholds keeps those buffers
-  in the heap for reuse, for a few MB more resident memory.
-- The cyclic garbage collector walks every tracked object of start-up (the
-  modules, settings, templates) again and again. `gc.freeze()` moves those out
-  of its sight, and a larger first generation makes collections rarer; a
-  request's objects are freed by reference counting anyway.
+- glibc malloc hands buffers above its mmap threshold back to the kernel as
+  soon as they are freed, so body chunks of large responses cost an mmap, a
+  munmap and page faults each. Raising the mmap and trim thresholds keeps
+  those buffers in the heap for reuse: 1 MiB downloads went about 18% faster,
+  and peak memory was lower, not higher (less fragmentation).
+- The cyclic garbage collector's full collections walk every object made at
+  start-up (modules, settings, templates). `gc.freeze()` takes those out of
+  its sight. (A larger first generation, also tried, made no difference to
+  throughput and lengthened the p99, so the thresholds stay CPython's.)
 
 A variable set in the environment (MALLOC_MMAP_THRESHOLD_ and the like, read
 by glibc itself) is left alone.
@@ -32,7 +33,6 @@ MALLOC = (
     (_M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", 256 * 1024 * 1024),
     (_M_TOP_PAD, "MALLOC_TOP_PAD_", 16 * 1024 * 1024),
 )
-GC_THRESHOLD = (50_000, 20, 100)  # generation 0 from CPython's 700
 
 
 def tune_malloc(environ: os._Environ[str] | dict[str, str] = os.environ) -> list[str]:
@@ -52,7 +52,6 @@ def tune_malloc(environ: os._Environ[str] | dict[str, str] = os.environ) -> list
 
 
 def tune_gc() -> None:
-    """Call once start-up is over: what exists now is never collected, and collections are rarer."""
+    """Call once start-up is over: what exists now is left out of every collection."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(*GC_THRESHOLD)

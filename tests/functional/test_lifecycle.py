@@ -21,6 +21,16 @@ async def test_logs_where_it_listens_and_uses_uvloop(aiohttp_server, start_proxy
     assert "uvloop event loop" in proxy.log()
 
 
+async def test_errorproxy_loop_asyncio_runs_on_asyncios_own_loop(aiohttp_server, start_proxy):
+    app = web.Application()
+    app.router.add_get("/", lambda request: web.Response(text="up"))
+    server = await aiohttp_server(app)
+    proxy = await start_proxy(config_yaml(str(server.make_url(""))), env={"ERRORPROXY_LOOP": "asyncio"})
+    assert "asyncio event loop" in proxy.log()
+    async with aiohttp.ClientSession() as client, client.get(proxy.url + "/") as response:
+        assert (response.status, await response.text()) == (200, "up")
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_stop_signal_drains_in_flight_requests_and_exits_0(aiohttp_server, start_proxy, signum):
     started = asyncio.Event()
