@@ -22,8 +22,11 @@ async def test_logs_where_it_listens_and_uses_uvloop(aiohttp_server, start_proxy
 
 
 async def test_errorproxy_loop_asyncio_runs_on_asyncios_own_loop(aiohttp_server, start_proxy):
+    async def up(request):
+        return web.Response(text="up")
+
     app = web.Application()
-    app.router.add_get("/", lambda request: web.Response(text="up"))
+    app.router.add_get("/", up)
     server = await aiohttp_server(app)
     proxy = await start_proxy(config_yaml(str(server.make_url(""))), env={"ERRORPROXY_LOOP": "asyncio"})
     assert "asyncio event loop" in proxy.log()
