@@ -17,7 +17,7 @@ import urllib.request
 from dataclasses import dataclass
 
 from . import procs, wrkparse
-from .servers import MIB, OK_BODY, Server, read_accepts
+from .servers import GIB, MIB, OK_BODY, Server, read_accepts
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,8 @@ CASES = (
     Case("ok", "small 200 JSON, passed through", "/ok", connections=50),
     Case("conflict", "409 intercepted, answered as problem+json", "/conflict", connections=50, status=409),
     Case("mib", "1 MiB download", "/mib", connections=8),
+    Case("gib", "1 GiB download, one at a time", "/gib", connections=1),
+    Case("conns", "small 200 JSON, 1,000 connections at once", "/ok", connections=1000),
     Case("upload", "100 MiB upload, one at a time", "/upload", connections=1, upload=True, baseline=True),
     Case("latency", "small 200 JSON at concurrency 1", "/ok", connections=1, baseline=True),
 )
@@ -50,6 +52,9 @@ class Load:
     upload_size: int = 100 * MIB
 
 
+SIZES = {"/mib": MIB, "/gib": GIB}  # bodies whose size the preflight checks
+
+
 class CheckFailed(Exception):
     """A server's answer is not what the case needs (wrong status, wrong type, wrong size)."""
 
@@ -59,21 +64,32 @@ def preflight(case: Case, server: Server) -> dict[str, object]:
     url = server.url + case.path
     request = urllib.request.Request(url, data=b"x" * 1024 if case.upload else None)
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, headers, body = response.status, response.headers, response.read()
+        with urllib.request.urlopen(request, timeout=60) as response:
+            status, headers = response.status, response.headers
+            body, size = _read_counted(response)
     except urllib.error.HTTPError as exc:
-        status, headers, body = exc.code, exc.headers, exc.read()
+        status, headers = exc.code, exc.headers
+        body, size = _read_counted(exc)
     seen = {"status": status, "content_type": headers.get("Content-Type"), "etag": headers.get("ETag")}
     if status != case.status:
         raise CheckFailed(f"{server.name} {case.path}: status {status}, expected {case.status}: {body[:200]!r}")
     if case.path == "/ok" and body != OK_BODY.encode():
         raise CheckFailed(f"{server.name} /ok: body {body[:200]!r}")
-    if case.path == "/mib" and len(body) != MIB:
-        raise CheckFailed(f"{server.name} /mib: {len(body)} bytes, expected {MIB}")
+    if case.path in SIZES and size != SIZES[case.path]:
+        raise CheckFailed(f"{server.name} {case.path}: {size} bytes, expected {SIZES[case.path]}")
     if case.status == 409 and server.name != "upstream" and \
             not (seen["content_type"] or "").startswith("application/problem+json"):
         raise CheckFailed(f"{server.name} /conflict: Content-Type {seen['content_type']}, expected problem+json")
     return seen
+
+
+def _read_counted(response) -> tuple[bytes, int]:
+    """The first 4 KiB of a body (kept for messages) and its whole size, read without holding it all."""
+    first = response.read(4096)
+    size = len(first)
+    while chunk := response.read(1 << 20):
+        size += len(chunk)
+    return first, size
 
 
 def measure(case: Case, server: Server, upstream: Server, wrk: str, load: Load, body: bytes | None) -> dict:

@@ -18,6 +18,7 @@ from .procs import BenchError, Group, Process, wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 MIB = 1024 * 1024
+GIB = 1024 * MIB
 UPLOAD_LIMIT = "200m"  # above the 100 MiB upload, in both proxies and the upstream
 
 OK_BODY = '{"ok":true}'
@@ -61,6 +62,7 @@ _UPSTREAM_SERVER = """\
       return 409 '{conflict}';
     }}
     location = /mib {{ default_type application/octet-stream; try_files /mib.bin =404; }}
+    location = /gib {{ default_type application/octet-stream; try_files /gib.bin =404; }}
     # An upload sink that answers only after reading the whole body: `return` would answer
     # at once and discard the body behind the response. The mirror reads the body first
     # (in memory), then the static handler refuses the POST and error_page turns that into 200.
@@ -152,6 +154,8 @@ def start_upstream(group: Group, nginx: str, port: int, workers: int = 1) -> Ser
     """The fast upstream both proxies forward to; /_status is its stub_status."""
     path = _nginx_dir(group, "upstream")
     (path / "www" / "mib.bin").write_bytes(os.urandom(MIB))
+    with open(path / "www" / "gib.bin", "wb") as sparse:  # 1 GiB of zeros that takes no disk
+        sparse.truncate(GIB)
     servers = _UPSTREAM_SERVER.format(port=port, dir=path, ok=OK_BODY, etag=CONFLICT_ETAG,
                                       conflict=CONFLICT_BODY, upload_limit=UPLOAD_LIMIT)
     server = _start_nginx(group, nginx, "upstream", workers, servers, port)

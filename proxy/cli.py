@@ -13,7 +13,7 @@ from . import __version__
 from .loader import ConfigError
 from .reload import Source
 from .settings import Settings
-from .tuning import tune_malloc
+from .tuning import raise_open_files, tune_malloc
 from .workers import MAX_WORKERS, Supervisor, worker_link
 
 
@@ -99,6 +99,7 @@ def _run(args: argparse.Namespace) -> int:
     from .server import serve
 
     tune_malloc()
+    raise_open_files()
     try:
         _run_loop(serve(Proxy(settings), reload_from=source, ready=link.ready if link else None,
                         reuse_port=link is not None))

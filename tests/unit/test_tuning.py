@@ -8,7 +8,7 @@ import platform
 
 import pytest
 
-from proxy.tuning import MALLOC, tune_gc, tune_malloc
+from proxy.tuning import MALLOC, raise_open_files, tune_gc, tune_malloc
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or ctypes.util.find_library("c") is None,
                            reason="mallopt is glibc's")
@@ -34,3 +34,16 @@ def test_tune_gc_freezes_what_exists_and_keeps_the_thresholds() -> None:
         assert gc.get_threshold() == thresholds
     finally:
         gc.unfreeze()
+
+
+def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        raised = raise_open_files()
+        assert raised > 256
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == raised
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
