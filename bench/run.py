@@ -36,6 +36,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--workers", default="1,2", help="worker counts to compare (default 1,2)")
     parser.add_argument("--cases", default=",".join(case.name for case in CASES),
                         help="cases to run, comma separated (default: all of %(default)s)")
+    parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
+                        help="errorproxy's event loop (ERRORPROXY_LOOP; default uvloop)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file (default bench/results/latest.json)")
     parser.add_argument("--keep-temp", action="store_true", help="keep configs and logs in the temp dir")
     return parser
@@ -84,7 +86,7 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
     machine = report.machine(servers.versions(python, nginx), wrk_version.strip())
     settings = {"rounds": args.rounds, "duration_s": load.duration, "warmup_s": load.warmup,
                 "uploads": load.uploads, "upload_mib": load.upload_size // servers.MIB,
-                "errorproxy_workers_option": has_workers, "quick": args.quick}
+                "errorproxy_workers_option": has_workers, "errorproxy_loop": args.loop, "quick": args.quick}
     print(f"errorproxy {machine['errorproxy']} (aiohttp {machine['aiohttp']}, uvloop {machine['uvloop']}) vs "
           f"nginx {machine['nginx']}; {machine['cores']} cores, {machine['cpu']}; "
           f"load average {machine['load_average_at_start']}", file=sys.stderr)
@@ -105,7 +107,7 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
                 for number in range(1, args.rounds + 1):
                     label = f"{case.name}-{workers}w round {number}/{args.rounds}"
                     run = _round(group, case, workers, upstream, nginx, wrk, python, load, body, unavailable,
-                                 label, failures)
+                                 label, failures, args.loop)
                     rounds.append(run)
                 entries.append(report.case_result(case, workers, rounds, unavailable))
                 report.write(args.out, machine, {**settings, "failures": failures}, entries)
@@ -117,7 +119,7 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
 
 
 def _round(group: Group, case: Case, workers: int, upstream: servers.Server, nginx: str, wrk: str, python: str,
-           load: Load, body: bytes | None, unavailable: dict, label: str, failures: list[str]) -> dict:
+           load: Load, body: bytes | None, unavailable: dict, label: str, failures: list[str], loop: str) -> dict:
     """One round of a case: the upstream alone (when the case has a baseline), errorproxy, then nginx."""
     run: dict[str, dict | None] = {}
     if case.baseline:
@@ -128,7 +130,7 @@ def _round(group: Group, case: Case, workers: int, upstream: servers.Server, ngi
 
         def one(proxy: str = proxy) -> dict:
             if proxy == "errorproxy":
-                server = servers.start_errorproxy(group, python, free_port(), upstream, workers)
+                server = servers.start_errorproxy(group, python, free_port(), upstream, workers, loop)
             else:
                 server = servers.start_nginx_proxy(group, nginx, free_port(), upstream, workers)
             try:

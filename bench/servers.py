@@ -170,14 +170,15 @@ def start_nginx_proxy(group: Group, nginx: str, port: int, upstream: Server, wor
     return server
 
 
-def start_errorproxy(group: Group, python: str, port: int, upstream: Server, workers: int) -> Server:
+def start_errorproxy(group: Group, python: str, port: int, upstream: Server, workers: int,
+                     loop: str = "uvloop") -> Server:
     config = group.dir / f"errorproxy-{port}.yaml"
     config.write_text(_ERRORPROXY_CONFIG.format(port=port, upstream_port=upstream.port, upload_limit="200MiB"))
     argv = [python, "-m", "proxy", "run", "--config", str(config)]
     if workers > 1:
         argv += ["--workers", str(workers)]
     env = {key: value for key, value in os.environ.items() if not key.startswith("ERRORPROXY_")}
-    env.update(PYTHONUNBUFFERED="1", ERRORPROXY_LOG_LEVEL="WARNING")
+    env.update(PYTHONUNBUFFERED="1", ERRORPROXY_LOG_LEVEL="WARNING", ERRORPROXY_LOOP=loop)
     process = group.start(f"errorproxy-{workers}w-{port}", argv, env=env, cwd=ROOT)
     server = Server("errorproxy", port, process, workers)
     wait_http(process, f"{server.url}/ok")

@@ -15,6 +15,14 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+
+# What this module tests lies past the request parser: it runs once, on aiohttp's
+# C parser (the default), not again on the pure-Python one.
+@pytest.fixture
+def http_parser() -> str:
+    return "c-parser"
+
+
 ROOT = Path(__file__).resolve().parents[2]
 MIB = 1024 * 1024
 

@@ -12,6 +12,14 @@ from aiohttp import web
 
 from tests.conftest import config_yaml, raw_exchange
 
+
+# What this module tests lies past the request parser: it runs once, on aiohttp's
+# C parser (the default), not again on the pure-Python one.
+@pytest.fixture
+def http_parser() -> str:
+    return "c-parser"
+
+
 PYTHON_TRACE = (
     "Traceback (most recent call last):\n"
     '  File "/srv/legacy/app/views.py", line 88, in save_document\n'

@@ -13,6 +13,13 @@ from aiohttp import web
 from tests.conftest import config_yaml
 
 
+# What this module tests lies past the request parser: it runs once, on aiohttp's
+# C parser (the default), not again on the pure-Python one.
+@pytest.fixture
+def http_parser() -> str:
+    return "c-parser"
+
+
 async def test_logs_where_it_listens_and_uses_uvloop(aiohttp_server, start_proxy):
     app = web.Application()
     server = await aiohttp_server(app)

@@ -22,6 +22,14 @@ from prometheus_client.parser import text_string_to_metric_families
 import proxy
 from tests.conftest import RunningProxy, config_yaml
 
+
+# What this module tests lies past the request parser: it runs once, on aiohttp's
+# C parser (the default), not again on the pure-Python one.
+@pytest.fixture
+def http_parser() -> str:
+    return "c-parser"
+
+
 _ADMIN = re.compile(r"admin listening on (http://\S+)")
 ACCESS_FIELDS = [
     "time", "request_id", "method", "path", "route", "upstream", "upstream_status", "status",

@@ -9,9 +9,18 @@ import signal
 import time
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from tests.conftest import RunningProxy
+
+
+# What this module tests lies past the request parser: it runs once, on aiohttp's
+# C parser (the default), not again on the pure-Python one.
+@pytest.fixture
+def http_parser() -> str:
+    return "c-parser"
+
 
 CHUNK = b"a" * 65536
 CHUNKS = 30

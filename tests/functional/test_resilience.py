@@ -21,6 +21,13 @@ from tests.conftest import read_request_head
 from tests.functional.test_faults import Tally, blackhole_url  # noqa: F401 (a fixture)
 
 
+# What this module tests lies past the request parser: it runs once, on aiohttp's
+# C parser (the default), not again on the pure-Python one.
+@pytest.fixture
+def http_parser() -> str:
+    return "c-parser"
+
+
 def _config(*targets: str, upstream: str = "") -> str:
     listed = "\n".join(f"      - {target}" for target in targets)
     extra = "\n".join(f"    {line.strip()}" for line in upstream.strip().splitlines())

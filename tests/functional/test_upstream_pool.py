@@ -9,6 +9,14 @@ import pytest
 from tests.conftest import config_yaml, raw_exchange, read_request_head
 from tests.functional.test_faults import Tally
 
+
+# What this module tests lies past the request parser: it runs once, on aiohttp's
+# C parser (the default), not again on the pure-Python one.
+@pytest.fixture
+def http_parser() -> str:
+    return "c-parser"
+
+
 GET = b"GET /%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
 
 

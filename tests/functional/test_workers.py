@@ -15,9 +15,18 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 from aiohttp import web
 
 from tests.conftest import RunningProxy, config_yaml
+
+
+# What this module tests lies past the request parser: it runs once, on aiohttp's
+# C parser (the default), not again on the pure-Python one.
+@pytest.fixture
+def http_parser() -> str:
+    return "c-parser"
+
 
 WORKERS = ("--workers", "2")
 
