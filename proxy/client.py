@@ -43,7 +43,7 @@ class ConnectionPool:
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._all: set[_Connection] = set()
         self._opening = 0
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        self._waiters: deque[tuple[tuple[str, int], asyncio.Future[_Connection | None]]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -77,48 +77,88 @@ class ConnectionPool:
             return response
 
     async def _acquire(self, key: tuple[str, int]) -> tuple[_Connection, bool]:
-        settings = self.settings
-        deadline = None
-        while True:
-            idle = self._idle.get(key)
-            while idle:
-                connection = idle.pop()
-                if connection.usable(self.loop.time() - settings.idle_timeout):
-                    return connection, True
-                connection.close()
-            if self.open_connections < settings.max_connections:
-                return await self._open(key), False
-            if self._make_room(key):
-                continue
-            if deadline is None:
-                deadline = self.loop.time() + settings.connect_timeout + settings.read_timeout
-            await self._wait_for_room(deadline)
+        """A connection to `key`, and whether it was reused.
 
-    def _make_room(self, key: tuple[str, int]) -> bool:
-        """Close an idle connection to another target, so that one to `key` can be opened."""
+        First come, first served: while requests wait for a full pool, a new
+        one queues behind them, and a released connection goes straight to
+        the first waiter for its target, so no request waits twice.
+        """
+        connection = self._take_idle(key)
+        if connection is not None:
+            return connection, True
+        if not self._waiters and self._room_for(key):
+            return await self._open(key), False
+        settings = self.settings
+        deadline = self.loop.time() + settings.connect_timeout + settings.read_timeout
+        first = False
+        while True:
+            handed = await self._wait(key, deadline, first)
+            if handed is not None:
+                return handed, True
+            connection = self._take_idle(key)
+            if connection is not None:
+                return connection, True
+            if self._room_for(key):
+                return await self._open(key), False
+            first = True  # woken for a slot another request took: keep the place at the front
+
+    def _take_idle(self, key: tuple[str, int]) -> _Connection | None:
+        idle = self._idle.get(key)
+        while idle:
+            connection = idle.pop()
+            if connection.usable(self.loop.time() - self.settings.idle_timeout):
+                return connection
+            self._drop(connection)
+        return None
+
+    def _room_for(self, key: tuple[str, int]) -> bool:
+        """Whether a connection to `key` may be opened, closing an idle one to another target if need be."""
+        if self.open_connections < self.settings.max_connections:
+            return True
         for other, idle in self._idle.items():
             if other != key and idle:
-                idle.pop(0).close()
+                self._drop(idle[0])
                 return True
         return False
 
-    async def _wait_for_room(self, deadline: float) -> None:
+    def _drop(self, connection: _Connection) -> None:
+        """Close `connection` and free its slot now (not when the close completes)."""
+        self._forget(connection)
+        connection.close()
+
+    async def _wait(self, key: tuple[str, int], deadline: float, first: bool) -> _Connection | None:
+        """Queue for a connection to `key`: one handed over, or None when a slot came free."""
         timeout = deadline - self.loop.time()
         if timeout <= 0:
             raise PoolTimeout(f"all {self.settings.max_connections} connections stayed busy")
-        waiter = self.loop.create_future()
-        self._waiters.append(waiter)
+        waiter: asyncio.Future[_Connection | None] = self.loop.create_future()
+        entry = (key, waiter)
+        if first:
+            self._waiters.appendleft(entry)
+        else:
+            self._waiters.append(entry)
+        expiry = self.loop.call_later(timeout, _expire, waiter, self.settings.max_connections)
         try:
-            await asyncio.wait_for(waiter, timeout)
-        except TimeoutError:
-            raise PoolTimeout(f"all {self.settings.max_connections} connections stayed busy") from None
+            return await waiter
+        except BaseException:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
+            elif waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                # Cancelled just after being handed a connection or a slot: pass it on.
+                handed = waiter.result()
+                if handed is not None:
+                    self.release(handed)
+                else:
+                    self._wake()
+            raise
         finally:
-            if waiter in self._waiters:
-                self._waiters.remove(waiter)
+            expiry.cancel()
 
     def _wake(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
+        """A slot came free: the first waiter may open a connection."""
+        waiters = self._waiters
+        while waiters:
+            _, waiter = waiters.popleft()
             if not waiter.done():
                 waiter.set_result(None)
                 return
@@ -133,9 +173,11 @@ class ConnectionPool:
                                  f"{self.settings.connect_timeout:g}s") from None
         except OSError as exc:
             raise ConnectFailed(exc) from exc
+        except BaseException:
+            self._wake()  # a failed dial frees its slot
+            raise
         finally:
             self._opening -= 1
-            self._wake()  # a failed dial frees its slot
         if self._closed:
             connection.close()
             raise Disconnected("the pool was closed")
@@ -144,32 +186,49 @@ class ConnectionPool:
         return connection
 
     def release(self, connection: _Connection) -> None:
-        """Take back a connection whose exchange ended cleanly."""
+        """Take back a connection whose exchange ended cleanly: to the first waiter for its target, else idle."""
         if self._closed or not connection.usable(None):
             connection.close()
+            return
+        waiters = self._waiters
+        while waiters and waiters[0][1].done():
+            waiters.popleft()  # timed out or cancelled
+        if waiters:
+            for entry in waiters:
+                key, waiter = entry
+                if key == connection.key and not waiter.done():
+                    waiters.remove(entry)
+                    waiter.set_result(connection)
+                    return
+            self._drop(connection)  # the waiters want other targets: make room for them
+            self._wake()
             return
         connection.idle_since = self.loop.time()
         self._idle.setdefault(connection.key, []).append(connection)
         if self._sweep is None:
             self._sweep = self.loop.call_later(self.settings.idle_timeout, self._close_idle)
-        self._wake()
 
     def lost(self, connection: _Connection) -> None:
         """A connection closed: forget it, and let a waiter open another."""
-        if connection in self._all:
-            self._all.discard(connection)
-            idle = self._idle.get(connection.key)
-            if idle and connection in idle:
-                idle.remove(connection)
+        if self._forget(connection):
             self._wake()
+
+    def _forget(self, connection: _Connection) -> bool:
+        if connection not in self._all:
+            return False
+        self._all.discard(connection)
+        idle = self._idle.get(connection.key)
+        if idle and connection in idle:
+            idle.remove(connection)
+        return True
 
     def _close_idle(self) -> None:
         self._sweep = None
         oldest_kept = self.loop.time() - self.settings.idle_timeout
         for idle in self._idle.values():
             for connection in [c for c in idle if c.idle_since <= oldest_kept]:
-                idle.remove(connection)
-                connection.close()
+                self._drop(connection)
+                self._wake()
         if any(self._idle.values()) and not self._closed:
             self._sweep = self.loop.call_later(self.settings.idle_timeout / 2, self._close_idle)
 
@@ -180,9 +239,14 @@ class ConnectionPool:
         for connection in list(self._all):
             connection.close()
         while self._waiters:
-            waiter = self._waiters.popleft()
+            _, waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(Disconnected("the pool was closed"))
+
+
+def _expire(waiter: asyncio.Future, max_connections: int) -> None:
+    if not waiter.done():
+        waiter.set_exception(PoolTimeout(f"all {max_connections} connections stayed busy"))
 
 
 def _serialize(method: str, path: str, headers: CIMultiDict[str], chunked: bool) -> bytes:
