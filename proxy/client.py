@@ -57,8 +57,9 @@ class ConnectionPool:
 
         Without Content-Length, a body is sent chunked. A reused connection
         found closed before any of the response arrived is one the upstream
-        timed out while idle: an idempotent request goes again on a new
-        connection, unless its body had started to go (RFC 9112 §9.3.1.1).
+        timed out while idle: an idempotent request without a body goes again
+        on a new connection (RFC 9112 §9.3.1.1); a body is a stream that
+        cannot be sent twice.
         """
         chunked = body is not None and "Content-Length" not in headers
         head = _serialize(method, path, headers, chunked)
@@ -71,7 +72,7 @@ class ConnectionPool:
             try:
                 await connection.send(response, head, body, chunked)
             except Disconnected:
-                if reused and method in _IDEMPOTENT and not response.started and not connection.body_started:
+                if reused and body is None and method in _IDEMPOTENT and not response.started:
                     continue
                 raise
             return response

@@ -41,7 +41,6 @@ class _Connection(asyncio.Protocol):
         self.response: Response | None = None
         self.idle_since = 0.0
         self.reusable = False
-        self.body_started = False
         self._body_task: asyncio.Task[None] | None = None
         self._drain: asyncio.Future[None] | None = None
 
@@ -57,7 +56,6 @@ class _Connection(asyncio.Protocol):
             raise Disconnected("the connection closed before the request was sent")
         self.response = response
         self.reusable = False
-        self.body_started = False
         transport.write(head)
         if body is not None:
             self._body_task = asyncio.ensure_future(self._send_body(response, body, chunked))
@@ -66,7 +64,6 @@ class _Connection(asyncio.Protocol):
     async def _send_body(self, response: Response, body: AsyncIterator[bytes], chunked: bool) -> None:
         try:
             async for chunk in body:
-                self.body_started = True
                 transport = self.transport
                 if transport is None:
                     return  # the connection is gone; the response side says why
@@ -74,7 +71,6 @@ class _Connection(asyncio.Protocol):
                 response.touch()
                 if self._drain is not None:
                     await self._drain
-            self.body_started = True
             if chunked and self.transport is not None:
                 self.transport.write(b"0\r\n\r\n")
             response.body_sent = True
@@ -237,6 +233,7 @@ class Response:
 
     def _end(self) -> None:
         self._done = True
+        self._parser = None  # it refers back to this response: no cycle left for the collector
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
