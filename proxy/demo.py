@@ -18,7 +18,6 @@ import dataclasses
 import json
 import logging
 import math
-import sys
 
 from aiohttp import web
 

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import gzip
 
 import aiohttp
-import pytest
 from aiohttp import web
 
 from tests.conftest import config_yaml, raw_exchange, read_request_head
