@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 _READ_HIGH_WATER = 2**18  # buffered body bytes above which the socket is no longer read
 _HEADER_LINES = 100  # the header section may hold this many lines of max_line_size
 _NO_BODY_STATUSES = frozenset({204, 304})
+_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())  # until the head is in
 
 
 class _Stop(Exception):
@@ -150,7 +151,7 @@ class Response:
         self.status = 0
         self.reason = ""
         self.version = (1, 1)
-        self.headers: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())
+        self.headers: CIMultiDictProxy[str] = _NO_HEADERS
         self.body_sent = not has_body
         self.started = False  # a byte of the response has arrived
         self._raw: list[tuple[str, str]] = []

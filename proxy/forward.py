@@ -63,7 +63,7 @@ class Proxy:
     def __init__(self, settings: Settings, pool: Pool | None = None) -> None:
         self.settings = settings
         self.router = Router(settings.routes)
-        self.pool = pool or Pool(settings.upstreams)
+        self.pool = pool or Pool()
         self.pages = Pages(settings.brand, settings.templates_dir)
         self.access_log = AccessLog(settings.ops.access_log)
 
@@ -106,8 +106,9 @@ class Proxy:
 
     async def _forward(self, request: web.BaseRequest, route: Route, path: str, request_id: str) -> web.StreamResponse:
         upstream = route.upstream
-        outgoing = self._upstream_headers(request, route, request_id)
-        aim = _aimer(request, route, outgoing, upstream_target(request.raw_path, path, route.strip_prefix))
+        keep_host = route.host_header == "client" and hdrs.HOST in request.headers
+        outgoing = self._upstream_headers(request, route, request_id, keep_host)
+        aim = _aimer(outgoing, upstream_target(request.raw_path, path, route.strip_prefix), keep_host)
         if websocket.is_upgrade(request):
             return await websocket.relay(request, self.pool, aim, outgoing, request_id, upstream)
         connections = self.pool.connections(upstream)
@@ -183,10 +184,10 @@ class Proxy:
             html=lambda p: self.pages.render(p, route.template if route else None, retry_after),
         )
 
-    def _upstream_headers(self, request: web.BaseRequest, route: Route, request_id: str):
+    def _upstream_headers(self, request: web.BaseRequest, route: Route, request_id: str, keep_host: bool):
         peer = request.remote
         version = f"{request.version.major}.{request.version.minor}"
-        if _keeps_client_host(request, route):
+        if keep_host:
             host = request.headers[hdrs.HOST]
         else:
             host = route.upstream.url.raw_authority  # until `aim` names the target each try goes to
@@ -256,17 +257,12 @@ def _choice(policy: ErrorPolicy, request: web.BaseRequest) -> tuple[Choice, bool
     return FIXED.get(policy.format, PROBLEM), False
 
 
-def _keeps_client_host(request: web.BaseRequest, route: Route) -> bool:
-    return route.host_header == "client" and hdrs.HOST in request.headers
-
-
-def _aimer(request: web.BaseRequest, route: Route, outgoing: CIMultiDict[str], target: str) -> Callable[[URL], str]:
+def _aimer(outgoing: CIMultiDict[str], target: str, keep_host: bool) -> Callable[[URL], str]:
     """`aim(base)`: this request's target (path and query) at the upstream target `base`, under its base path.
 
-    Unless the route passes the client's Host on, `aim` also sets `outgoing`'s
-    Host to that target's authority: each try names the target it goes to.
+    Unless the client's Host is kept, `aim` also sets `outgoing`'s Host to
+    that target's authority: each try names the target it goes to.
     """
-    keep_host = _keeps_client_host(request, route)
 
     def aim(base: URL) -> str:
         if not keep_host:

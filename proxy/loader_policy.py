@@ -115,12 +115,20 @@ def _pointer(check: Any, path: str, value: Any) -> str | None:
     return None
 
 
-def _rule(check: Any, path: str, spec: Any) -> ErrorRule | None:
-    raw, spec = spec, check.mapping(path, spec, _RULE_KEYS, required=True)
-    if not isinstance(raw, dict) or not raw:
+def _with_status(check: Any, path: str, value: Any, keys: Any, why: str) -> dict | None:
+    """`value` as a mapping of `keys` that has a `status`, or None (each problem reported once)."""
+    spec = check.mapping(path, value, keys, required=True)
+    if not isinstance(value, dict) or not value:
         return None  # reported; "status: missing" would only repeat it
     if "status" not in spec:
-        check.problems.append(f"{path}.status: missing: a rule needs the status it applies to")
+        check.problems.append(f"{path}.status: missing: {why}")
+        return None
+    return spec
+
+
+def _rule(check: Any, path: str, value: Any) -> ErrorRule | None:
+    spec = _with_status(check, path, value, _RULE_KEYS, "a rule needs the status it applies to")
+    if spec is None:
         return None
     status = _statuses(check, f"{path}.status", spec["status"])
     body_matches = check.regex(f"{path}.body_matches", spec["body_matches"]) if "body_matches" in spec else None
@@ -153,11 +161,8 @@ def _rule(check: Any, path: str, spec: Any) -> ErrorRule | None:
 
 
 def _success_false(check: Any, path: str, value: Any) -> SuccessFalse | None:
-    spec = check.mapping(path, value, _SUCCESS_FALSE_KEYS, required=True)
-    if not isinstance(value, dict) or not value:
-        return None  # reported; "status: missing" would only repeat it
-    if "status" not in spec:
-        check.problems.append(f"{path}.status: missing: the error status to answer with")
+    spec = _with_status(check, path, value, _SUCCESS_FALSE_KEYS, "the error status to answer with")
+    if spec is None:
         return None
     status = _status(check, f"{path}.status", spec["status"])
     max_body = _size(check, f"{path}.max_body", spec.get("max_body", "64KiB"), 64 * 1024)

@@ -25,11 +25,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import gc
-import logging
 import os
 import resource
 
-log = logging.getLogger("errorproxy")
 
 # mallopt(3) parameters, with the environment variable that sets each one.
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3

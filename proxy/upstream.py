@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Awaitable, Callable, TypeVar
 
 import aiohttp
@@ -40,38 +41,44 @@ _SKIP_AUTO_HEADERS = frozenset(
 
 R = TypeVar("R")
 
-# True while the current try is opening a new connection to its target, as
-# opposed to waiting for a free slot in the pool: aiohttp raises the same
-# ConnectionTimeoutError for both, and only the first says the target is down.
+# True while a WebSocket handshake's try is opening a new connection to its
+# target, as opposed to waiting for a free slot in the session's pool: aiohttp
+# raises the same ConnectionTimeoutError for both, and only the first says the
+# target is down. (Requests go through `client.ConnectionPool`, whose errors
+# say which it was.) Set by the session's trace hooks, in the requesting task.
 _dialing: ContextVar[bool] = ContextVar("errorproxy_dialing", default=False)
 
 
-class Pool:
-    """A ConnectionPool, a ClientSession (WebSockets) and a Balancer per upstream, made inside the running loop."""
+@dataclass
+class _Upstream:
+    """What the proxy keeps for one upstream, made inside the running loop on its first request."""
 
-    def __init__(self, upstreams: dict[str, UpstreamSettings] | object) -> None:
-        self._upstreams = upstreams
-        self._pools: dict[str, ConnectionPool] = {}
-        self._sessions: dict[str, aiohttp.ClientSession] = {}
-        self._balancers: dict[str, Balancer] = {}
+    balancer: Balancer
+    connections: ConnectionPool
+    session: aiohttp.ClientSession | None = None  # for WebSocket handshakes, made on the first one
+
+
+class Pool:
+    """The connection pool, balancer and WebSocket session of each upstream."""
+
+    def __init__(self) -> None:
+        self._upstreams: dict[str, _Upstream] = {}
+
+    def _get(self, upstream: UpstreamSettings) -> _Upstream:
+        kept = self._upstreams.get(upstream.name)
+        if kept is None:
+            kept = self._upstreams[upstream.name] = _Upstream(Balancer.from_settings(upstream),
+                                                              ConnectionPool(upstream))
+        return kept
 
     def connections(self, upstream: UpstreamSettings) -> ConnectionPool:
-        pool = self._pools.get(upstream.name)
-        if pool is None:
-            pool = self._pools[upstream.name] = ConnectionPool(upstream)
-        return pool
+        return self._get(upstream).connections
 
     def session(self, upstream: UpstreamSettings) -> aiohttp.ClientSession:
-        session = self._sessions.get(upstream.name)
-        if session is None:
-            session = self._sessions[upstream.name] = _make_session(upstream)
-        return session
-
-    def balancer(self, upstream: UpstreamSettings) -> Balancer:
-        balancer = self._balancers.get(upstream.name)
-        if balancer is None:
-            balancer = self._balancers[upstream.name] = Balancer.from_settings(upstream)
-        return balancer
+        kept = self._get(upstream)
+        if kept.session is None:
+            kept.session = _make_session(upstream)
+        return kept.session
 
     async def send(self, upstream: UpstreamSettings, request_id: str, send_to: Callable[[URL], Awaitable[R]],
                    replayable: Callable[[], bool] = lambda: True) -> R:
@@ -82,12 +89,11 @@ class Pool:
         exception is raised unchanged, for the caller to map; each try that
         found its target unreachable is logged here.
         """
-        balancer = self.balancer(upstream)
+        balancer = self._get(upstream).balancer
         tried: list[int] = []
         while True:
             index = balancer.pick(tried)
             tried.append(index)
-            token = _dialing.set(False)
             try:
                 result = await send_to(upstream.targets[index])
             except asyncio.CancelledError:
@@ -108,17 +114,14 @@ class Pool:
             else:
                 balancer.report(index, Outcome.CONNECTED)
                 return result
-            finally:
-                _dialing.reset(token)
             await asyncio.sleep(delay)
 
     async def close(self) -> None:
-        pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            await pool.close()
-        sessions, self._sessions = list(self._sessions.values()), {}
-        for session in sessions:
-            await session.close()
+        kept, self._upstreams = list(self._upstreams.values()), {}
+        for upstream in kept:
+            await upstream.connections.close()
+            if upstream.session is not None:
+                await upstream.session.close()
 
 
 def _outcome(exc: Exception) -> Outcome:
@@ -143,8 +146,10 @@ async def _on_dial_end(session: object, context: object, params: object) -> None
 
 
 def _dial_trace() -> aiohttp.TraceConfig:
-    # The hooks run in the requesting task, so they set `_dialing` in its context.
+    # The hooks run in the requesting task, so they set `_dialing` in its context;
+    # each try starts from False, whatever an earlier try's dial left behind.
     trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(_on_dial_end)
     trace.on_connection_create_start.append(_on_dial_start)
     trace.on_connection_create_end.append(_on_dial_end)
     return trace
