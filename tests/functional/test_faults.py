@@ -169,6 +169,20 @@ class Ending:
         return self._future.result()
 
 
+class _UploadSink:
+    """An upstream handler that reads an upload to its end, counting the bytes; `ending` says how it ended."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.ending = Ending()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        with self.ending.recording():
+            async for chunk in request.content.iter_any():
+                self.received += len(chunk)
+        return web.Response(text="stored")
+
+
 async def _ok(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
@@ -402,31 +416,23 @@ async def _download_then_vanish(port: int, read: int) -> None:
 
 async def test_client_vanishing_mid_upload_cancels_the_upstream_request(aiohttp_server, start_proxy):
     """10 MB announced, 1 MB sent, socket closed: the upstream's body read fails within seconds."""
-    received = 0
-    ending = Ending()
-
-    async def upload(request):
-        nonlocal received
-        with ending.recording():
-            async for chunk in request.content.iter_any():
-                received += len(chunk)
-        return web.Response(text="stored")
+    sink = _UploadSink()
 
     app = web.Application()
-    app.router.add_post("/up", upload)
+    app.router.add_post("/up", sink.handle)
     server = await aiohttp_server(app)
     proxy = await start_proxy(config_yaml(str(server.make_url(""))))
 
     async def upstream_got_some():
         deadline = time.monotonic() + 5
-        while received == 0 and time.monotonic() < deadline:
+        while sink.received == 0 and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
 
     await _upload_then_vanish(proxy.port, MIB, wait_for=upstream_got_some)
-    assert received > 0
-    error = await ending.wait(3)
+    assert sink.received > 0
+    error = await sink.ending.wait(3)
     assert error is not None, "the upstream saw a complete request body"
-    assert received < 10 * MIB
+    assert sink.received < 10 * MIB
 
 
 async def test_client_vanishing_mid_download_closes_the_upstream_response(aiohttp_server, start_proxy):
@@ -612,18 +618,10 @@ async def test_expect_100_continue_over_limit_gets_413_and_no_continue(raw_serve
 async def test_chunked_upload_growing_past_limit_is_a_413_and_aborted_upstream(aiohttp_server, start_proxy):
     """A chunked body that outgrows max_body_size: the client gets 413, the upstream an aborted
     request (never a complete, truncated one), and at most about the limit passes through."""
-    received = 0
-    ending = Ending()
-
-    async def upload(request):
-        nonlocal received
-        with ending.recording():
-            async for chunk in request.content.iter_any():
-                received += len(chunk)
-        return web.Response(text="stored")
+    sink = _UploadSink()
 
     app = web.Application()
-    app.router.add_post("/", upload)
+    app.router.add_post("/", sink.handle)
     server = await aiohttp_server(app)
     proxy = await start_proxy(config_yaml(str(server.make_url("")), route=LIMITED))
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
@@ -643,9 +641,9 @@ async def test_chunked_upload_growing_past_limit_is_a_413_and_aborted_upstream(a
         sending.cancel()
         writer.close()
     _assert_problem(reply, 413)
-    error = await ending.wait(3)
+    error = await sink.ending.wait(3)
     assert error is not None, "the upstream took the truncated body as complete"
-    assert received <= MIB + 256 * 1024
+    assert sink.received <= MIB + 256 * 1024
 
 
 # --- requests too broken to route ----------------------------------------------------------------

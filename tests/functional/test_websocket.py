@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 from aiohttp import WSMsgType, web
 
 from tests.conftest import config_yaml
@@ -67,38 +68,32 @@ async def test_client_close_code_reaches_upstream(aiohttp_server, start_proxy):
     assert ("closed", 4002) in events
 
 
+async def _refused_upgrade(aiohttp_server, start_proxy, handler) -> aiohttp.WSServerHandshakeError:
+    """What a client gets opening a WebSocket through the proxy to an upstream answering with `handler`."""
+    app = web.Application()
+    app.router.add_get("/ws", handler)
+    server = await aiohttp_server(app)
+    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    async with aiohttp.ClientSession() as client:
+        with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+            await client.ws_connect(proxy.url + "/ws")
+    return refused.value
+
+
 async def test_upgrade_answered_without_101_is_a_502_problem(aiohttp_server, start_proxy):
     async def not_websocket(request):
         return web.Response(status=200, text="not a websocket")
 
-    app = web.Application()
-    app.router.add_get("/ws", not_websocket)
-    server = await aiohttp_server(app)
-    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
-    async with aiohttp.ClientSession() as client:
-        try:
-            await client.ws_connect(proxy.url + "/ws")
-        except aiohttp.WSServerHandshakeError as exc:
-            assert exc.status == 502
-            assert exc.headers["Proxy-Status"] == "errorproxy; error=http_upgrade_failed"
-        else:
-            raise AssertionError("the upgrade should have been refused")
+    refused = await _refused_upgrade(aiohttp_server, start_proxy, not_websocket)
+    assert refused.status == 502
+    assert refused.headers["Proxy-Status"] == "errorproxy; error=http_upgrade_failed"
 
 
 async def test_upgrade_refused_by_upstream_keeps_its_status_and_challenge(aiohttp_server, start_proxy):
     async def unauthorized(request):
         return web.Response(status=401, text="login first", headers={"WWW-Authenticate": 'Bearer realm="app"'})
 
-    app = web.Application()
-    app.router.add_get("/ws", unauthorized)
-    server = await aiohttp_server(app)
-    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
-    async with aiohttp.ClientSession() as client:
-        try:
-            await client.ws_connect(proxy.url + "/ws")
-        except aiohttp.WSServerHandshakeError as exc:
-            assert exc.status == 401
-            assert exc.headers["WWW-Authenticate"] == 'Bearer realm="app"'
-            assert exc.headers["Proxy-Status"] == "errorproxy; received-status=401"
-        else:
-            raise AssertionError("the upgrade should have been refused")
+    refused = await _refused_upgrade(aiohttp_server, start_proxy, unauthorized)
+    assert refused.status == 401
+    assert refused.headers["WWW-Authenticate"] == 'Bearer realm="app"'
+    assert refused.headers["Proxy-Status"] == "errorproxy; received-status=401"
