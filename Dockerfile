@@ -32,6 +32,7 @@ FROM python:3.11-slim
 # slim image needs no compiler; no test extras.
 COPY pyproject.toml README.md /tmp/errorproxy/
 COPY proxy/ /tmp/errorproxy/proxy/
+COPY templates/ /tmp/errorproxy/templates/
 RUN pip install --no-cache-dir /tmp/errorproxy \
     && rm -rf /tmp/errorproxy \
     && groupadd --system --gid 10001 errorproxy \

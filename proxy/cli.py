@@ -10,11 +10,11 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .loader import ConfigError
-from .reload import Source
-from .settings import Settings
-from .tuning import raise_open_files, tune_malloc
-from .workers import MAX_WORKERS, Supervisor, worker_link
+from .config.loader import ConfigError
+from .ops.reload import Source
+from .core.settings import Settings
+from .ops.tuning import raise_open_files, tune_malloc
+from .ops.workers import MAX_WORKERS, Supervisor, worker_link
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -95,8 +95,8 @@ def _run(args: argparse.Namespace) -> int:
             where = getattr(exc, "address", settings.listen)
             print(f"errorproxy run: cannot listen on {where}: {exc.strerror or exc}", file=sys.stderr)
             return 1
-    from .forward import Proxy
-    from .server import serve
+    from .http.handler import Proxy
+    from .ops.server import serve
 
     tune_malloc()
     raise_open_files()
@@ -134,7 +134,7 @@ def _check(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     _setup_logging()
-    from .demo import run_demo
+    from .tools.demo import run_demo
 
     try:
         _run_loop(run_demo(args.listen, args.upstream_listen))
@@ -151,8 +151,8 @@ def _demo(args: argparse.Namespace) -> int:
 def _preview(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .loader import load
-    from .preview import PreviewError, headers_text, parse_status, preview, write_all
+    from .config.loader import load
+    from .tools.preview import PreviewError, headers_text, parse_status, preview, write_all
 
     try:
         if args.all == (args.status is not None):
@@ -225,7 +225,7 @@ def _setup_logging(worker: bool = False) -> None:
         format=f"%(asctime)s %(levelname)s {name}: %(message)s",
         stream=sys.stderr,
     )
-    from .accesslog import configure
+    from .observe.accesslog import configure
 
     configure(sys.stderr)  # access lines bare, one JSON object a line, whatever the log level
 

@@ -13,12 +13,12 @@ from aiohttp.test_utils import make_mocked_request
 from multidict import CIMultiDict
 from yarl import URL
 
-from proxy import accesslog
-from proxy.accesslog import AccessLog, Exchange, fields, json_line, loggable_path, rfc3339, text_line
-from proxy.negotiation import HTML, TEXT
-from proxy.problem import Problem
-from proxy.render import PassthroughResponse, ProblemResponse, render
-from proxy.settings import Match, Route, UpstreamSettings
+from proxy.observe import accesslog
+from proxy.observe.accesslog import AccessLog, Exchange, fields, json_line, loggable_path, rfc3339, text_line
+from proxy.core.negotiation import HTML, TEXT
+from proxy.core.problem import Problem
+from proxy.http.render import PassthroughResponse, ProblemResponse, render
+from proxy.core.settings import Match, Route, UpstreamSettings
 
 ROUTE = Route(name="api", match=Match(path_prefix="/"), upstream=UpstreamSettings(name="legacy", url=URL("http://b:9")))
 NOW = 1_700_000_000.5  # 2023-11-14T22:13:20.500Z

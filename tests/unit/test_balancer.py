@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from yarl import URL
 
-from proxy.balancer import Balancer, Outcome
-from proxy.settings import UpstreamSettings
+from proxy.upstream.balancer import Balancer, Outcome
+from proxy.core.settings import UpstreamSettings
 
 UNREACHABLE, CONNECTED, UNDECIDED = Outcome.UNREACHABLE, Outcome.CONNECTED, Outcome.UNDECIDED
 

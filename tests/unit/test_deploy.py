@@ -29,9 +29,11 @@ from dockerfile_parse import DockerfileParser
 from prometheus_client import Counter, Gauge, Histogram
 from yarl import URL
 
-from proxy import cli, metrics
-from proxy.loader import from_text, load_from_env
-from proxy.settings import Address
+from proxy import cli
+
+from proxy.observe import metrics
+from proxy.config.loader import from_text, load_from_env
+from proxy.core.settings import Address
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "deploy" / "kubernetes"
@@ -205,9 +207,9 @@ def test_dockerignore_leaves_out(path):
 
 
 def test_dockerignore_keeps_what_the_build_copies():
-    package = [str(p.relative_to(ROOT)) for p in (ROOT / "proxy").rglob("*")
+    package = [str(p.relative_to(ROOT)) for folder in ("proxy", "templates") for p in (ROOT / folder).rglob("*")
                if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"]
-    assert "proxy/templates/409.html" in package and "proxy/embedded.yaml" in package
+    assert "templates/409.html" in package and "proxy/config/embedded.yaml" in package
     sources = [source for value in _values("COPY") for source in value.split()[:-1]]
     kept = [path.rstrip("/") for path in sources + package]
     assert [path for path in kept if _dockerignored(path)] == []

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from proxy import loader, loader_brand, loader_policy
+from proxy.config import loader
+
+from proxy.config import brand as loader_brand
+
+from proxy.config import policy as loader_policy
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
 

@@ -8,7 +8,7 @@ import re
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.headers import (
+from proxy.core.headers import (
     HOP_BY_HOP,
     actionable,
     downstream_response_headers,

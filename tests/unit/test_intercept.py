@@ -11,11 +11,11 @@ import brotli
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.intercept import Parsed, UpstreamReply, decode_body, normalize, parse, select_rule, success_false
-from proxy.pointer import MISSING
-from proxy.problem import DEFAULT_DETAILS
-from proxy.settings import ErrorPolicy, ErrorRule, SuccessFalse
-from proxy.status import StatusSet, reason
+from proxy.core.rewrite import Parsed, UpstreamReply, decode_body, normalize, parse, select_rule, success_false
+from proxy.core.pointer import MISSING
+from proxy.core.problem import DEFAULT_DETAILS
+from proxy.core.settings import ErrorPolicy, ErrorRule, SuccessFalse
+from proxy.core.status import StatusSet, reason
 
 TRACEBACK = (
     "Traceback (most recent call last):\n"

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from proxy.loader import EMBEDDED, ConfigError, from_mapping, from_text, load, load_from_env
-from proxy.settings import DEFAULT_MAX_BODY, Address
+from proxy.config.loader import EMBEDDED, ConfigError, from_mapping, from_text, load, load_from_env
+from proxy.core.settings import DEFAULT_MAX_BODY, Address
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 

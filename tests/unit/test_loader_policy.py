@@ -6,9 +6,9 @@ from textwrap import dedent, indent
 
 import pytest
 
-from proxy.loader import ConfigError, from_text
-from proxy.settings import ErrorPolicy, ErrorRule, SuccessFalse
-from proxy.status import StatusSet
+from proxy.config.loader import ConfigError, from_text
+from proxy.core.settings import ErrorPolicy, ErrorRule, SuccessFalse
+from proxy.core.status import StatusSet
 
 POINTER_HINT = "is not a JSON pointer (e.g. /error/message)"
 STATUS_HINT = "is not a status, class or range"

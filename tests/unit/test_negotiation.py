@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.negotiation import FIXED, HTML, JSON, PROBLEM, TEXT, choose
+from proxy.core.negotiation import FIXED, HTML, JSON, PROBLEM, TEXT, choose
 
 CHROME = (
     "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,image/apng,"

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from proxy.pages import BUILTIN_DIR, Pages, contrast, names, on_accent, retry_after_text
-from proxy.problem import Problem, default_detail
+from proxy.http.pages import BUILTIN, Pages, contrast, names, on_accent, retry_after_text
+from proxy.core.problem import Problem, default_detail
 
 BLACK, WHITE = "#000000", "#ffffff"
 
@@ -120,7 +120,7 @@ def test_problem_values_are_escaped():
     assert "A&amp;B &lt;Co&gt;" in html
 
 
-@pytest.mark.parametrize("path", sorted(BUILTIN_DIR.glob("*.html")), ids=lambda path: path.name)
+@pytest.mark.parametrize("path", sorted((p for p in BUILTIN.iterdir() if p.name.endswith(".html")), key=lambda p: p.name), ids=lambda path: path.name)
 def test_pages_load_nothing_and_run_nothing(path):
     text = path.read_text()
     assert "<script" not in text and "@import" not in text and not re.search(r"url\(|\son[a-z]+=", text)
@@ -210,7 +210,7 @@ def test_a_broken_override_falls_back_to_the_builtin_page(tmp_path, caplog, file
 
 def _palettes() -> dict[str, dict[str, str]]:
     """The custom properties of base.html's light `:root` and its dark-scheme `:root`."""
-    css = (BUILTIN_DIR / "base.html").read_text()
+    css = (BUILTIN / "base.html").read_text()
     light = re.search(r"^:root\s*\{(.*?)\}", css, re.S | re.M)
     dark = re.search(r"@media\s*\(prefers-color-scheme:\s*dark\)\s*\{\s*:root\s*\{(.*?)\}", css, re.S)
     assert light and dark, "base.html no longer has a light :root and a dark media query"

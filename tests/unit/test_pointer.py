@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.pointer import MISSING, is_pointer, resolve
+from proxy.core.pointer import MISSING, is_pointer, resolve
 
 # RFC 6901 §5, the example document.
 RFC_DOCUMENT = {

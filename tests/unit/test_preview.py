@@ -8,9 +8,9 @@ import re
 import pytest
 
 from proxy.cli import main
-from proxy.loader import from_text
-from proxy.preview import GALLERY_STATUSES, SAMPLE_REQUEST_ID, PreviewError, parse_status, preview, write_all
-from proxy.problem import default_detail
+from proxy.config.loader import from_text
+from proxy.tools.preview import GALLERY_STATUSES, SAMPLE_REQUEST_ID, PreviewError, parse_status, preview, write_all
+from proxy.core.problem import default_detail
 
 
 def settings(tmp_path, defaults: str = "{}", brand: str = "{name: Acme, accent_color: '#ffcc00'}"):

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from proxy import errors
-from proxy.problem import Problem
+from proxy.core import errors
+from proxy.core.problem import Problem
 
 
 @pytest.mark.parametrize(

@@ -7,10 +7,10 @@ from types import MappingProxyType
 
 import pytest
 
-from proxy.negotiation import HTML, JSON, PROBLEM, TEXT
-from proxy.problem import Problem
-from proxy.render import envelope, fill, render
-from proxy.settings import ErrorPolicy
+from proxy.core.negotiation import HTML, JSON, PROBLEM, TEXT
+from proxy.core.problem import Problem
+from proxy.http.render import envelope, fill, render
+from proxy.core.settings import ErrorPolicy
 
 CONFLICT = Problem(
     status=409, detail="Fetch it again.", instance="/documents/42", request_id="rid-1",

@@ -7,9 +7,9 @@ import re
 import pytest
 from yarl import URL
 
-from proxy.loader import from_text
-from proxy.routing import Router, host_name, normalize_path, strip_prefix, upstream_target
-from proxy.settings import Match, Route, UpstreamSettings
+from proxy.config.loader import from_text
+from proxy.core.routing import Router, host_name, normalize_path, strip_prefix, upstream_target
+from proxy.core.settings import Match, Route, UpstreamSettings
 
 UPSTREAM = UpstreamSettings(name="app", url=URL("http://127.0.0.1:9000"))
 

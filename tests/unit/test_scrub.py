@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.scrub import MAX_DEPTH, MAX_VALUES, TOO_DEEP, TOO_LARGE, find_unsafe_in_json, is_safe, unsafe_reason
+from proxy.core.scrub import MAX_DEPTH, MAX_VALUES, TOO_DEEP, TOO_LARGE, find_unsafe_in_json, is_safe, unsafe_reason
 
 
 def crlf(text: str) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from proxy.status import StatusSet, is_status, reason
+from proxy.core.status import StatusSet, is_status, reason
 
 
 @pytest.mark.parametrize(

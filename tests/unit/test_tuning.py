@@ -8,7 +8,7 @@ import platform
 
 import pytest
 
-from proxy.tuning import MALLOC, raise_open_files, tune_gc, tune_malloc
+from proxy.ops.tuning import MALLOC, raise_open_files, tune_gc, tune_malloc
 
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or ctypes.util.find_library("c") is None,
                            reason="mallopt is glibc's")

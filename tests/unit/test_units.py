@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from proxy.units import parse_duration, parse_size
+from proxy.core.units import parse_duration, parse_size
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from prometheus_client import (
     generate_latest,
 )
 
-from . import __version__
+from .. import __version__
 
 if TYPE_CHECKING:
     from .accesslog import Exchange

@@ -26,10 +26,14 @@ import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
-from . import client_errors, errors, metrics
+from . import errors as client_errors
+
+from ..core import errors
+
+from ..observe import metrics
 from .balancer import Balancer, Outcome
-from .client import ConnectionPool, Response
-from .settings import UpstreamSettings
+from .pool import ConnectionPool, Response
+from ..core.settings import UpstreamSettings
 
 log = logging.getLogger("errorproxy.upstream")
 

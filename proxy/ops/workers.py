@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from .reload import Source, restart_needed
-from .settings import Address, Settings
+from ..core.settings import Address, Settings
 
 log = logging.getLogger("errorproxy.workers")
 

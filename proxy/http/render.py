@@ -14,9 +14,9 @@ from typing import Any, Callable, Iterable, Mapping
 import orjson
 from aiohttp import hdrs, web
 
-from .negotiation import JSON, PROBLEM, Choice
-from .problem import Problem
-from .settings import ErrorPolicy
+from ..core.negotiation import JSON, PROBLEM, Choice
+from ..core.problem import Problem
+from ..core.settings import ErrorPolicy
 
 PROXY_NAME = "errorproxy"
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, AsyncIterator
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .client_errors import Disconnected, HeadersTooLarge, Malformed, ReadTimeout, UpstreamFailure
+from .errors import Disconnected, HeadersTooLarge, Malformed, ReadTimeout, UpstreamFailure
 
 if TYPE_CHECKING:
-    from .client import ConnectionPool
+    from .pool import ConnectionPool
 
 _READ_HIGH_WATER = 2**18  # buffered body bytes above which the socket is no longer read
 _HEADER_LINES = 100  # the header section may hold this many lines of max_line_size

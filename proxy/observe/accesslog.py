@@ -24,8 +24,8 @@ from typing import TextIO
 
 from aiohttp import web
 
-from .render import PassthroughResponse, ProblemResponse
-from .settings import Route
+from ..http.render import PassthroughResponse, ProblemResponse
+from ..core.settings import Route
 
 LOGGER = "errorproxy.access"
 EXCHANGE = "errorproxy.exchange"  # key of the request's Exchange in the aiohttp request's mapping

@@ -21,9 +21,9 @@ import math
 
 from aiohttp import web
 
-from .forward import Proxy
-from .loader import ConfigError, load
-from .server import serve
+from ..http.handler import Proxy
+from ..config.loader import ConfigError, load
+from ..ops.server import serve
 
 log = logging.getLogger("errorproxy.demo")
 

@@ -16,13 +16,13 @@ from typing import Awaitable, Callable
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from . import errors
+from ..core import errors
 from .admin import Admin, Readiness
-from .headers import request_id
-from .problem import Problem
+from ..core.headers import request_id
+from ..core.problem import Problem
 from .reload import Holder, Reloader, Source
-from .render import render
-from .settings import ServerSettings
+from ..http.render import render
+from ..core.settings import ServerSettings
 from .tuning import tune_gc
 
 log = logging.getLogger("errorproxy")

@@ -14,17 +14,23 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict
 from yarl import URL
 
-from . import errors, headers, metrics, websocket
-from .accesslog import EXCHANGE, AccessLog, Exchange
-from .client import Response as UpstreamResponse
-from .intercept import UpstreamReply, decode_body, normalize, parse, select_rule, success_false
-from .negotiation import FIXED, PROBLEM, Choice, choose
+from ..core import errors
+
+from ..core import headers
+
+from ..observe import metrics
+
+from . import websocket
+from ..observe.accesslog import EXCHANGE, AccessLog, Exchange
+from ..upstream.pool import Response as UpstreamResponse
+from ..core.rewrite import UpstreamReply, decode_body, normalize, parse, select_rule, success_false
+from ..core.negotiation import FIXED, PROBLEM, Choice, choose
 from .pages import Pages
-from .problem import Problem
+from ..core.problem import Problem
 from .render import PassthroughResponse, render
-from .routing import Router, host_name, normalize_path, upstream_target
-from .settings import ErrorPolicy, Route, Settings, SuccessFalse
-from .upstream import Pool, map_failure, read_capped
+from ..core.routing import Router, host_name, normalize_path, upstream_target
+from ..core.settings import ErrorPolicy, Route, Settings, SuccessFalse
+from ..upstream.upstreams import Pool, map_failure, read_capped
 
 log = logging.getLogger("errorproxy")
 

@@ -11,10 +11,10 @@ import re
 from types import MappingProxyType
 from typing import Any
 
-from .pointer import is_pointer
-from .settings import ErrorPolicy, ErrorRule, SuccessFalse
-from .status import StatusSet, is_status
-from .units import parse_size
+from ..core.pointer import is_pointer
+from ..core.settings import ErrorPolicy, ErrorRule, SuccessFalse
+from ..core.status import StatusSet, is_status
+from ..core.units import parse_size
 
 POLICY_KEYS = {
     "intercept", "origins", "format", "json_style", "json_template",

@@ -15,13 +15,13 @@ from typing import Any, Mapping
 
 import yaml
 
-from .loader_brand import check_brand, check_templates_dir
-from .loader_check import (  # noqa: F401  (the key sets are part of this module's face)
+from .brand import check_brand, check_templates_dir
+from .check import (  # noqa: F401  (the key sets are part of this module's face)
     _MATCH_KEYS, _ROUTE_KEYS, _ROUTE_POLICY_KEYS, _SERVER_KEYS, _UPSTREAM_KEYS, Checker, show,
 )
-from .loader_ops import OPS_KEYS, check_ops
-from .loader_policy import check_policy
-from .settings import DEFAULT_MAX_BODY, ServerSettings, Settings
+from .ops import OPS_KEYS, check_ops
+from .policy import check_policy
+from ..core.settings import DEFAULT_MAX_BODY, ServerSettings, Settings
 
 EMBEDDED = "<embedded>"
 _TOP_KEYS = {"listen", "server", "upstreams", "routes", "defaults", "trusted_proxies", "brand", "templates_dir"} | OPS_KEYS
@@ -46,7 +46,7 @@ def load(path: str | None = None, *, upstream: str | None = None, listen: str | 
     if path is None:
         if upstream is None:
             raise ConfigError(EMBEDDED, ["no upstream: pass --upstream URL or set ERRORPROXY_UPSTREAM"])
-        data = _parse_yaml(resources.files("proxy").joinpath("embedded.yaml").read_text(), EMBEDDED)
+        data = _parse_yaml(resources.files("proxy.config").joinpath("embedded.yaml").read_text(), EMBEDDED)
         data["upstreams"]["default"]["url"] = upstream
         source = EMBEDDED
     else:

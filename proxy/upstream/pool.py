@@ -25,9 +25,9 @@ from typing import AsyncIterator
 from multidict import CIMultiDict
 from yarl import URL
 
-from .client_errors import ConnectFailed, ConnectTimeout, Disconnected, PoolTimeout
-from .client_proto import Response, _Connection
-from .settings import UpstreamSettings
+from .errors import ConnectFailed, ConnectTimeout, Disconnected, PoolTimeout
+from .connection import Response, _Connection
+from ..core.settings import UpstreamSettings
 
 __all__ = ["ConnectionPool", "Response"]
 

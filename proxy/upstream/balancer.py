@@ -41,7 +41,7 @@ import enum
 import time
 from typing import Callable, Collection
 
-from .settings import UpstreamSettings
+from ..core.settings import UpstreamSettings
 
 
 class Outcome(enum.Enum):

@@ -21,13 +21,13 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from .negotiation import FIXED, HTML, PROBLEM, TEXT, Choice, choose
-from .pages import SAMPLE_STATUSES, Pages
-from .problem import Problem, default_detail
-from .render import ProblemResponse, render
-from .routing import Router, normalize_path
-from .settings import ErrorPolicy, Route, Settings
-from .status import reason
+from ..core.negotiation import FIXED, HTML, PROBLEM, TEXT, Choice, choose
+from ..http.pages import SAMPLE_STATUSES, Pages
+from ..core.problem import Problem, default_detail
+from ..http.render import ProblemResponse, render
+from ..core.routing import Router, normalize_path
+from ..core.settings import ErrorPolicy, Route, Settings
+from ..core.status import reason
 
 SAMPLE_REQUEST_ID = "7f9c2b4e1d8a4c6f9e3b5a7d0c1e2f3a"
 # The gallery adds statuses that have no page of their own, to show the
@@ -48,7 +48,7 @@ def parse_status(text: str) -> int:
     >>> parse_status("200")
     Traceback (most recent call last):
     ...
-    proxy.preview.PreviewError: STATUS must be an error status from 400 to 599, not '200'
+    proxy.tools.preview.PreviewError: STATUS must be an error status from 400 to 599, not '200'
     """
     if text.strip().isdigit() and 400 <= int(text) <= 599:
         return int(text)

@@ -20,8 +20,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
-from .loader import ConfigError, load_from_env
-from .settings import Settings
+from ..config.loader import ConfigError, load_from_env
+from ..core.settings import Settings
 
 log = logging.getLogger("errorproxy")
 
@@ -40,7 +40,7 @@ class Source:
     def load(self) -> Settings:
         """Valid settings whose templates all render; ConfigError lists every problem otherwise."""
         settings = load_from_env(self.env, config=self.config, upstream=self.upstream, listen=self.listen)
-        from .pages import Pages  # jinja2 is needed only once the YAML is valid
+        from ..http.pages import Pages  # jinja2 is needed only once the YAML is valid
 
         route_templates = tuple(sorted({route.template for route in settings.routes if route.template}))
         problems = Pages(settings.brand, settings.templates_dir).check(route_templates)
@@ -222,6 +222,6 @@ def _signature(path: str) -> tuple[int, int, str] | None:
 
 
 def _count(ok: bool) -> None:
-    from .metrics import reload_counted  # here, not above: a `--workers` supervisor never imports prometheus_client
+    from ..observe.metrics import reload_counted  # here, not above: a `--workers` supervisor never imports prometheus_client
 
     reload_counted(ok)

@@ -16,11 +16,11 @@ from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from multidict import CIMultiDict
 from yarl import URL
 
-from .headers import connection_tokens, downstream_response_headers
-from .problem import Problem
+from ..core.headers import connection_tokens, downstream_response_headers
+from ..core.problem import Problem
 from .render import render
-from .settings import UpstreamSettings
-from .upstream import Pool, map_failure
+from ..core.settings import UpstreamSettings
+from ..upstream.upstreams import Pool, map_failure
 
 log = logging.getLogger("errorproxy.websocket")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .settings import OpsSettings
+from ..core.settings import OpsSettings
 
 OPS_KEYS = {"admin", "access_log", "watch_config", "readiness"}
 _ACCESS_LOGS = ("json", "text", "off")

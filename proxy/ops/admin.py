@@ -21,7 +21,7 @@ from typing import Callable
 from aiohttp import web
 from yarl import URL
 
-from .settings import Settings
+from ..core.settings import Settings
 
 log = logging.getLogger("errorproxy")
 
@@ -75,7 +75,7 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    from .metrics import render_metrics  # here: importing prometheus_client fixes its multiprocess mode
+    from ..observe.metrics import render_metrics  # here: importing prometheus_client fixes its multiprocess mode
 
     # Off the event loop: in multiprocess mode this reads every worker's files.
     body, content_type = await asyncio.to_thread(render_metrics)

@@ -13,10 +13,10 @@ from typing import Any, Callable
 
 from yarl import URL
 
-from .loader_brand import check_template_name
-from .loader_policy import POLICY_KEYS, check_policy
-from .settings import Address, ErrorPolicy, Match, Route, UpstreamSettings
-from .units import parse_duration, parse_size
+from .brand import check_template_name
+from .policy import POLICY_KEYS, check_policy
+from ..core.settings import Address, ErrorPolicy, Match, Route, UpstreamSettings
+from ..core.units import parse_duration, parse_size
 
 _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 _HOST = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")

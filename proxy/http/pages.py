@@ -13,16 +13,18 @@ import itertools
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib import resources
 from pathlib import Path
 from typing import Any, Mapping
 
 import jinja2
 
-from .problem import Problem, default_detail
+from ..core.problem import Problem, default_detail
 
 log = logging.getLogger("errorproxy.pages")
 
-BUILTIN_DIR = Path(__file__).resolve().parent / "templates"
+# The built-in pages: top-level templates/ in the repository, the `proxy.templates` package once installed.
+BUILTIN = resources.files("proxy.templates")
 DEFAULT_BRAND = {"name": "This service", "logo_url": "", "support_url": "", "accent_color": "#0b5fff", "footer_text": ""}
 SAMPLE_STATUSES = (400, 401, 403, 404, 409, 412, 413, 428, 429, 500, 502, 503, 504)
 
@@ -90,6 +92,10 @@ def retry_after_text(value: str | None, now: datetime | None = None) -> str | No
     return f"after {when:%H:%M} UTC" if when.date() == now.date() else f"after {when:%d %b %Y %H:%M} UTC"
 
 
+def _builtin_loader() -> jinja2.BaseLoader:
+    return jinja2.PackageLoader("proxy.templates", ".")
+
+
 @dataclass
 class TemplateProblem:
     name: str
@@ -106,8 +112,8 @@ class Pages:
         self.brand = {**DEFAULT_BRAND, **(brand or {})}
         self.templates_dir = templates_dir
         loaders: list[jinja2.BaseLoader] = [jinja2.FileSystemLoader(templates_dir)] if templates_dir else []
-        self._env = _environment(jinja2.ChoiceLoader([*loaders, jinja2.FileSystemLoader(BUILTIN_DIR)]))
-        self._builtin = _environment(jinja2.FileSystemLoader(BUILTIN_DIR))
+        self._env = _environment(jinja2.ChoiceLoader([*loaders, _builtin_loader()]))
+        self._builtin = _environment(_builtin_loader())
 
     def context(self, problem: Problem, retry_after: str | None = None) -> dict[str, Any]:
         accent = self.brand["accent_color"]
