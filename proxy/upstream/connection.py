@@ -1,45 +1,54 @@
-"""One upstream connection and the response it carries, parsed by llhttp as bytes arrive.
+"""One upstream connection: an asyncio protocol carrying one exchange at a time.
 
-A `_Connection` is an asyncio protocol carrying one exchange at a time; the
-exchange is a `Response`, which is also the parser's callback object. Each
-exchange gets a fresh parser, so nothing of one response can leak into the
-next; a connection is reused only when its response ended exactly where its
-framing said, with the request's body fully sent.
+The exchange is a `response.Response`, which parses what the connection
+receives. The connection knows its exchange and its owner (the pool) only by
+the small interfaces below, so neither module imports the other's:
+
+    pool ──▶ connection ◀── response
+      └──────────────────────▲
+
+A connection is reused only when its response ended exactly where its framing
+said, with the request's body fully sent (`Response.release` decides).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from typing import TYPE_CHECKING, AsyncIterator
+from typing import AsyncIterator, Protocol
 
-import httptools
-from multidict import CIMultiDict, CIMultiDictProxy
-
-from .errors import Disconnected, HeadersTooLarge, Malformed, ReadTimeout, UpstreamFailure
-
-if TYPE_CHECKING:
-    from .pool import ConnectionPool
-
-_READ_HIGH_WATER = 2**18  # buffered body bytes above which the socket is no longer read
-_HEADER_LINES = 100  # the header section may hold this many lines of max_line_size
-_NO_BODY_STATUSES = frozenset({204, 304})
-_NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())  # until the head is in
+from .errors import Disconnected
 
 
-class _Stop(Exception):
-    """Raised inside the parser at the end of a HEAD response's head: no body follows it."""
+class Owner(Protocol):
+    """What a connection needs of its pool."""
+
+    loop: asyncio.AbstractEventLoop
+
+    def release(self, connection: Connection) -> None: ...  # a clean exchange ended: reuse it
+    def lost(self, connection: Connection) -> None: ...  # it closed: forget it
 
 
-class _Connection(asyncio.Protocol):
+class Exchange(Protocol):
+    """What a connection needs of the response it carries."""
+
+    body_sent: bool
+
+    async def wait_head(self) -> None: ...  # the response head is in (or it failed)
+    def touch(self) -> None: ...  # a body write went out: the upstream is not idle
+    def feed(self, data: bytes) -> None: ...
+    def lost(self, exc: Exception | None) -> None: ...
+    def fail(self, exc: BaseException) -> None: ...
+
+
+class Connection(asyncio.Protocol):
     """One upstream connection; carries one exchange (a `Response`) at a time."""
 
-    def __init__(self, pool: ConnectionPool) -> None:
-        self.pool = pool
-        self.loop = pool.loop
+    def __init__(self, owner: Owner) -> None:
+        self._owner = owner
+        self.loop = owner.loop
         self.key: tuple[str, int] = ("", 0)
         self.transport: asyncio.Transport | None = None
-        self.response: Response | None = None
+        self.response: Exchange | None = None
         self.idle_since = 0.0
         self.reusable = False
         self._body_task: asyncio.Task[None] | None = None
@@ -50,7 +59,7 @@ class _Connection(asyncio.Protocol):
         return (self.reusable and transport is not None and not transport.is_closing()
                 and (idle_before is None or self.idle_since > idle_before))
 
-    async def send(self, response: Response, head: bytes, body: AsyncIterator[bytes] | None, chunked: bool) -> None:
+    async def send(self, response: Exchange, head: bytes, body: AsyncIterator[bytes] | None, chunked: bool) -> None:
         """Write the request and wait for the response's head."""
         transport = self.transport
         if transport is None or transport.is_closing():
@@ -62,7 +71,7 @@ class _Connection(asyncio.Protocol):
             self._body_task = asyncio.ensure_future(self._send_body(response, body, chunked))
         await response.wait_head()
 
-    async def _send_body(self, response: Response, body: AsyncIterator[bytes], chunked: bool) -> None:
+    async def _send_body(self, response: Exchange, body: AsyncIterator[bytes], chunked: bool) -> None:
         try:
             async for chunk in body:
                 transport = self.transport
@@ -92,6 +101,11 @@ class _Connection(asyncio.Protocol):
             task.cancel()
             self.reusable = False
 
+    def release(self) -> None:
+        """Its exchange ended cleanly: back to the owner for the next one."""
+        self.reusable = True
+        self._owner.release(self)
+
     def close(self) -> None:
         self.reusable = False
         if self.transport is not None:
@@ -119,7 +133,7 @@ class _Connection(asyncio.Protocol):
             self._drain.set_result(None)
         if self.response is not None:
             self.response.lost(exc)
-        self.pool.lost(self)
+        self._owner.lost(self)
 
     def pause_writing(self) -> None:
         if self._drain is None:
@@ -131,248 +145,3 @@ class _Connection(asyncio.Protocol):
             drain.set_result(None)
 
 
-class Response:
-    """A response: its head once `request` returns, its body through `read()`.
-
-    The body is handed over in the chunks the socket gave (all that is
-    buffered, joined); past `_READ_HIGH_WATER` buffered bytes the socket is
-    not read until the caller catches up. Nothing may arrive for
-    `read_timeout` while the proxy is waiting for it.
-    """
-
-    def __init__(self, connection: _Connection, head_only: bool, has_body: bool,
-                 read_timeout: float, max_line_size: int) -> None:
-        self._connection = connection
-        self._loop = connection.loop
-        self._parser = httptools.HttpResponseParser(self)
-        self._head_only = head_only
-        self._read_timeout = read_timeout
-        self._max_line = max_line_size
-        self.status = 0
-        self.reason = ""
-        self.version = (1, 1)
-        self.headers: CIMultiDictProxy[str] = _NO_HEADERS
-        self.body_sent = not has_body
-        self.started = False  # a byte of the response has arrived
-        self._raw: list[tuple[str, str]] = []
-        self._head_bytes = 0
-        self._head_done = False
-        self._complete = False
-        self._keep_alive = False
-        self._error: BaseException | None = None
-        self._chunks: deque[bytes] = deque()
-        self._buffered = 0
-        self._paused = False
-        self._waiter: asyncio.Future[None] | None = None
-        self._last = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-        self._done = False
-
-    # What the proxy reads
-
-    @property
-    def content_length(self) -> int | None:
-        value = self.headers.get("Content-Length")
-        return int(value) if value is not None and value.isdigit() else None
-
-    @property
-    def content_type(self) -> str:
-        value = self.headers.get("Content-Type")
-        if not value:
-            return "application/octet-stream"
-        return value.partition(";")[0].strip().lower()
-
-    @property
-    def complete(self) -> bool:
-        """The whole body has arrived (what `read()` has not returned yet is buffered)."""
-        return self._complete
-
-    async def read(self) -> bytes:
-        """The next part of the body; b"" at its end."""
-        while not self._chunks:
-            if self._error is not None:
-                raise self._error
-            if self._complete:
-                return b""
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            finally:
-                self._waiter = None
-        chunks = self._chunks
-        chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
-        chunks.clear()
-        self._buffered = 0
-        if self._paused:
-            self._paused = False
-            self._last = self._loop.time()
-            transport = self._connection.transport
-            if transport is not None:
-                transport.resume_reading()
-        return chunk
-
-    def release(self) -> None:
-        """The caller is done: the connection goes back to the pool if the exchange ended cleanly."""
-        if self._done:
-            return
-        self._end()
-        connection = self._connection
-        connection.finish()
-        if self._complete and self._error is None and self._keep_alive and self.body_sent and not self._chunks:
-            connection.reusable = True
-            connection.pool.release(connection)
-        else:
-            connection.close()
-
-    def close(self) -> None:
-        """The caller gives up on this response: its connection is closed."""
-        if self._done:
-            return
-        self._end()
-        self._connection.finish()
-        self._connection.close()
-
-    def _end(self) -> None:
-        self._done = True
-        self._parser = None  # it refers back to this response: no cycle left for the collector
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    # What the connection calls
-
-    async def wait_head(self) -> None:
-        if not self._head_done and self._error is None:
-            self._last = self._loop.time()
-            self._timer = self._loop.call_later(self._read_timeout, self._check_timeout)
-            self._waiter = self._loop.create_future()
-            try:
-                await self._waiter
-            except BaseException:
-                self.close()
-                raise
-            finally:
-                self._waiter = None
-        if self._error is not None:
-            self.close()
-            raise self._error
-
-    def touch(self) -> None:
-        self._last = self._loop.time()
-
-    def feed(self, data: bytes) -> None:
-        self.started = True
-        self._last = self._loop.time()
-        if not self._head_done:
-            self._head_bytes += len(data)
-            if self._head_bytes > self._max_line * _HEADER_LINES:
-                self.fail(HeadersTooLarge(f"response head over {self._head_bytes} bytes"))
-                return
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserCallbackError as exc:
-            cause = exc.__context__
-            if isinstance(cause, _Stop):
-                # A HEAD response ends with its head; bytes after it would be a body that is not allowed.
-                self._complete = True
-                self._keep_alive = self._keep_alive and data.endswith(b"\r\n\r\n")
-                self._wake()
-            elif isinstance(cause, UpstreamFailure):
-                self.fail(cause)
-            else:
-                self.fail(Malformed(f"{type(cause).__name__}: {cause}"))
-        except httptools.HttpParserUpgrade:
-            self.fail(Malformed("the response switched protocols unasked"))
-        except httptools.HttpParserError as exc:
-            self.fail(Malformed(str(exc) or type(exc).__name__))
-
-    def lost(self, exc: Exception | None) -> None:
-        if self._complete or self._error is not None:
-            return
-        if self._head_done and self._until_close():
-            self._complete = True  # RFC 9112 §6.3: no length and not chunked, the close ends the body
-            self._keep_alive = False
-            self._wake()
-        else:
-            where = "response body" if self._head_done else "response head"
-            reason = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
-            self.fail(Disconnected(f"the connection closed before the end of the {where}{reason}"))
-
-    def fail(self, exc: BaseException) -> None:
-        if self._error is None and not self._done:
-            self._error = exc
-            self._connection.close()
-            self._wake()
-
-    def _until_close(self) -> bool:
-        headers = self.headers
-        return ("Content-Length" not in headers and "chunked" not in headers.get("Transfer-Encoding", "").lower()
-                and self.status not in _NO_BODY_STATUSES and not self._head_only)
-
-    def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def _check_timeout(self) -> None:
-        self._timer = None
-        if self._complete or self._error is not None or self._done:
-            return
-        now = self._loop.time()
-        if self._paused:
-            self._last = now  # the proxy is not reading: the upstream is not the one waited for
-        left = self._last + self._read_timeout - now
-        if left > 0:
-            self._timer = self._loop.call_later(left, self._check_timeout)
-        else:
-            self.fail(ReadTimeout(f"nothing from the upstream for {self._read_timeout:g}s"))
-
-    # llhttp callbacks (httptools)
-
-    def on_message_begin(self) -> None:
-        if self._complete:
-            self._keep_alive = False  # bytes after the end of the response: the connection is not to be trusted
-            raise _Stop
-
-    def on_status(self, reason: bytes) -> None:
-        if len(reason) > self._max_line:
-            raise HeadersTooLarge(f"status line over {self._max_line} bytes")
-        self.reason = reason.decode("utf-8", "surrogateescape")
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) + len(value) + 2 > self._max_line:
-            raise HeadersTooLarge(f"a header line over {self._max_line} bytes")
-        self._raw.append((name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")))
-
-    def on_headers_complete(self) -> None:
-        parser = self._parser
-        status = parser.get_status_code()
-        if status < 200:
-            if status == 101:
-                raise Malformed("101 Switching Protocols to a request that asked for no upgrade")
-            self._raw = []  # 100 Continue, 103 Early Hints: interim, the final response follows
-            self._head_bytes = 0
-            return
-        self.status = status
-        self.version = (1, 0) if parser.get_http_version() == "1.0" else (1, 1)
-        self.headers = CIMultiDictProxy(CIMultiDict(self._raw))
-        self._keep_alive = parser.should_keep_alive()
-        self._head_done = True
-        self._wake()
-        if self._head_only:
-            raise _Stop
-
-    def on_body(self, body: bytes) -> None:
-        self._chunks.append(body)
-        self._buffered += len(body)
-        if self._buffered > _READ_HIGH_WATER and not self._paused:
-            transport = self._connection.transport
-            if transport is not None:
-                self._paused = True
-                transport.pause_reading()
-        self._wake()
-
-    def on_message_complete(self) -> None:
-        if self._head_done:
-            self._complete = True
-            self._wake()

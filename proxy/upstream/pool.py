@@ -26,7 +26,8 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from .errors import ConnectFailed, ConnectTimeout, Disconnected, PoolTimeout
-from .connection import Response, _Connection
+from .connection import Connection
+from .response import Response
 from ..core.settings import UpstreamSettings
 
 __all__ = ["ConnectionPool", "Response"]
@@ -40,10 +41,10 @@ class ConnectionPool:
     def __init__(self, settings: UpstreamSettings) -> None:
         self.settings = settings
         self.loop = asyncio.get_running_loop()
-        self._idle: dict[tuple[str, int], list[_Connection]] = {}
-        self._all: set[_Connection] = set()
+        self._idle: dict[tuple[str, int], list[Connection]] = {}
+        self._all: set[Connection] = set()
         self._opening = 0
-        self._waiters: deque[tuple[tuple[str, int], asyncio.Future[_Connection | None]]] = deque()
+        self._waiters: deque[tuple[tuple[str, int], asyncio.Future[Connection | None]]] = deque()
         self._sweep: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -77,7 +78,7 @@ class ConnectionPool:
                 raise
             return response
 
-    async def _acquire(self, key: tuple[str, int]) -> tuple[_Connection, bool]:
+    async def _acquire(self, key: tuple[str, int]) -> tuple[Connection, bool]:
         """A connection to `key`, and whether it was reused.
 
         First come, first served: while requests wait for a full pool, a new
@@ -103,7 +104,7 @@ class ConnectionPool:
                 return await self._open(key), False
             first = True  # woken for a slot another request took: keep the place at the front
 
-    def _take_idle(self, key: tuple[str, int]) -> _Connection | None:
+    def _take_idle(self, key: tuple[str, int]) -> Connection | None:
         idle = self._idle.get(key)
         while idle:
             connection = idle.pop()
@@ -122,17 +123,17 @@ class ConnectionPool:
                 return True
         return False
 
-    def _drop(self, connection: _Connection) -> None:
+    def _drop(self, connection: Connection) -> None:
         """Close `connection` and free its slot now (not when the close completes)."""
         self._forget(connection)
         connection.close()
 
-    async def _wait(self, key: tuple[str, int], deadline: float, first: bool) -> _Connection | None:
+    async def _wait(self, key: tuple[str, int], deadline: float, first: bool) -> Connection | None:
         """Queue for a connection to `key`: one handed over, or None when a slot came free."""
         timeout = deadline - self.loop.time()
         if timeout <= 0:
             raise PoolTimeout(f"all {self.settings.max_connections} connections stayed busy")
-        waiter: asyncio.Future[_Connection | None] = self.loop.create_future()
+        waiter: asyncio.Future[Connection | None] = self.loop.create_future()
         entry = (key, waiter)
         if first:
             self._waiters.appendleft(entry)
@@ -164,11 +165,11 @@ class ConnectionPool:
                 waiter.set_result(None)
                 return
 
-    async def _open(self, key: tuple[str, int]) -> _Connection:
+    async def _open(self, key: tuple[str, int]) -> Connection:
         self._opening += 1
         try:
             async with asyncio.timeout(self.settings.connect_timeout):
-                _, connection = await self.loop.create_connection(lambda: _Connection(self), *key)
+                _, connection = await self.loop.create_connection(lambda: Connection(self), *key)
         except TimeoutError:
             raise ConnectTimeout(f"no connection to {key[0]}:{key[1]} within "
                                  f"{self.settings.connect_timeout:g}s") from None
@@ -186,7 +187,7 @@ class ConnectionPool:
         self._all.add(connection)
         return connection
 
-    def release(self, connection: _Connection) -> None:
+    def release(self, connection: Connection) -> None:
         """Take back a connection whose exchange ended cleanly: to the first waiter for its target, else idle."""
         if self._closed or not connection.usable(None):
             connection.close()
@@ -209,12 +210,12 @@ class ConnectionPool:
         if self._sweep is None:
             self._sweep = self.loop.call_later(self.settings.idle_timeout, self._close_idle)
 
-    def lost(self, connection: _Connection) -> None:
+    def lost(self, connection: Connection) -> None:
         """A connection closed: forget it, and let a waiter open another."""
         if self._forget(connection):
             self._wake()
 
-    def _forget(self, connection: _Connection) -> bool:
+    def _forget(self, connection: Connection) -> bool:
         if connection not in self._all:
             return False
         self._all.discard(connection)
