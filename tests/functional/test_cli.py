@@ -137,11 +137,37 @@ def test_check_reports_unreadable_configs_without_a_traceback(tmp_path, content,
     assert result.stderr.splitlines() == [f"{path}: {problem}"]
 
 
-@pytest.mark.parametrize("example", ["legacy.yaml", "dev-gateway.yaml", "sidecar.yaml"])
+# Every example in config/ (tests/unit/test_loader.py checks that the documented ones are there).
+EXAMPLES = sorted(path.name for path in (ROOT / "config").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
 def test_check_the_example_configs(example):
     result = errorproxy("check", "--config", f"config/{example}")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"config/{example}: ok\n")
+
+
+def test_the_branded_example_renders_its_own_409_page():
+    result = errorproxy("preview", "409", "--accept", "text/html", "--config", "config/branded.yaml")
+    assert result.returncode == 0, result.stderr
+    page = result.stdout
+    # config/templates/409.html, in place of the built-in 409.html ...
+    assert "<h1>Someone saved this document before you</h1>" in page
+    assert "so Acme Documents kept theirs." in page
+    assert "Someone else changed this" not in page
+    # ... on the built-in base.html, with the example's brand.
+    assert page.startswith("<!doctype html>\n") and "<title>409 Conflict · Acme Documents</title>" in page
+    assert "--accent: #c2185b;" in page and '<a href="https://status.example.com">contact support</a>' in page
+
+
+def test_a_relative_templates_dir_is_found_from_the_working_directory(tmp_path):
+    """As config/branded.yaml says: relative to where errorproxy starts, not to the config file."""
+    config = ROOT / "config" / "branded.yaml"
+    result = subprocess.run([sys.executable, "-m", "proxy", "check", "--config", str(config)],
+                            capture_output=True, text=True, timeout=30, env=_env(), cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"{config}: template config/templates: templates_dir is not a directory"]
 
 
 def test_run_without_an_upstream_says_how_to_give_one():

@@ -612,7 +612,7 @@ EXAMPLES = sorted(CONFIG_DIR.glob("*.yaml"))
 
 
 def test_the_documented_examples_exist():
-    assert {"legacy.yaml", "dev-gateway.yaml", "sidecar.yaml"} <= {path.name for path in EXAMPLES}
+    assert {"legacy.yaml", "dev-gateway.yaml", "sidecar.yaml", "branded.yaml"} <= {path.name for path in EXAMPLES}
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=[path.name for path in EXAMPLES])
