@@ -1,9 +1,11 @@
 """Shared fixtures: the proxy as a real subprocess, upstream servers on 127.0.0.1.
 
 The proxy runs as `python -m proxy run` in its own process, so tests see what a
-user sees (its sockets, its memory, its signals). Functional tests run twice,
-once with aiohttp's C HTTP parser and once with the pure-Python one
-(AIOHTTP_NO_EXTENSIONS=1): they disagree on some malformed input.
+user sees (its sockets, its memory, its signals). Functional tests of the
+request front run twice, once with aiohttp's C HTTP parser and once with the
+pure-Python one (AIOHTTP_NO_EXTENSIONS=1): they disagree on some malformed
+input. Modules whose tests lie past the request parser override the
+`http_parser` fixture to run on the C parser only.
 """
 
 from __future__ import annotations

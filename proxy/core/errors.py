@@ -11,10 +11,11 @@
     │   ├── ResponseMalformed       502     http_protocol_error
     │   ├── ResponseIncomplete      502     http_response_incomplete
     │   ├── ResponseTooLarge        502     http_response_header_section_size
-    │   └── UpgradeFailed           502     http_upgrade_failed
+    │   ├── UpgradeFailed           502     http_upgrade_failed
+    │   └── UpgradeRefused          the upstream's status (received-status=...)
     └── ClientGone                  499     (logged only: nobody is left to answer)
 
-Upstream library exceptions become these in one place, `upstream.map_failure`;
+Upstream library exceptions become these in one place, `upstream.failures.map_failure`;
 their text (which can hold raw upstream bytes) is logged, never sent.
 """
 
@@ -104,3 +105,17 @@ class ClientGone(ProxyError):
     title = "Client Closed Request"
     detail = "The client closed the connection before the response was sent."
     proxy_status = None
+
+
+class UpgradeRefused(UpstreamError):
+    """The upstream answered a WebSocket upgrade with an error status: the client gets that status
+    and the headers it needs to act on it (a 401's challenge, a 429's Retry-After)."""
+
+    detail = "The service behind this address refused the WebSocket upgrade."
+    proxy_status = None
+
+    def __init__(self, status: int, keep: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__()
+        self.status = status
+        self.title = ""  # the status's own reason phrase
+        self.keep = keep

@@ -243,3 +243,45 @@ def _text_detail(reply: UpstreamReply, text: str) -> str | None:
 def success_false(rule: SuccessFalse, parsed: Parsed) -> bool:
     """Whether a legacy 200 body says it failed (`{"success": false, ...}`)."""
     return resolve(parsed.document, rule.pointer) is False
+
+
+def body_cap(policy: ErrorPolicy, status: int, media_type: str) -> int | None:
+    """How much of an upstream body `rewrite` may need, or None: the response streams untouched.
+
+    Decided from the status line and headers alone, before any body byte is read.
+
+    >>> body_cap(ErrorPolicy(), 409, "application/json")
+    65536
+    >>> body_cap(ErrorPolicy(), 200, "application/json") is None
+    True
+    """
+    if policy.intercepts(status):
+        return policy.max_error_body
+    legacy = policy.success_false
+    if legacy is not None and status == 200 and "json" in media_type:
+        return legacy.max_body
+    return None
+
+
+def rewrite(policy: ErrorPolicy, status: int, headers: Mapping[str, str], raw: bytes | None, *,
+            instance: str | None, request_id: str) -> Problem | None:
+    """The whole interception decision: the Problem an upstream response becomes, or None to pass it on.
+
+    `raw` is the body as received, read up to `body_cap`, or None when it was
+    larger (then it is not parsed). A response passes on when no rule claims
+    it and its status is not intercepted, or when a legacy 200 does not say
+    `"success": false`.
+    """
+    legacy = None if policy.intercepts(status) else policy.success_false
+    cap = legacy.max_body if legacy is not None else policy.max_error_body
+    reply = UpstreamReply(status, headers, decode_body(raw, headers.get("Content-Encoding", ""), cap))
+    parsed = parse(reply, reply.body)
+    if legacy is not None:
+        if not success_false(legacy, parsed):
+            return None
+        return normalize(policy, reply, parsed, None, instance=instance, request_id=request_id,
+                         status=legacy.status)
+    rule = select_rule(policy, reply, parsed)
+    if rule is None and status not in policy.intercept:
+        return None
+    return normalize(policy, reply, parsed, rule, instance=instance, request_id=request_id)

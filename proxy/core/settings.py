@@ -29,6 +29,10 @@ class Address:
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
+    def url(self) -> str:
+        """`http://[::1]:8080` for Address("::1", 8080)."""
+        return f"http://{self}"
+
 
 @dataclass(frozen=True, slots=True)
 class ServerSettings:
@@ -96,10 +100,6 @@ class ErrorRule:
     detail_pointer: str | None = None
     extensions: tuple[tuple[str, str], ...] = ()  # (member name, JSON pointer) pairs
     rewrite_status: int | None = None
-
-    @property
-    def reads_body(self) -> bool:
-        return bool(self.body_matches or self.json_equals)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,80 +1,104 @@
-"""Turn a Problem into an HTTP response in the negotiated format and JSON style.
+"""The one way an error leaves the proxy: a Problem rendered as a response.
 
-HTML here is a minimal built-in page behind `html_page`; branded templates
-replace it without touching callers.
+Every error goes through `render`, whatever raised it: an intercepted
+upstream response, a failure of the proxy's own (no route, body too large,
+upstream down), a request aiohttp's parser rejected, a refused WebSocket
+upgrade. It decides the format (from the route's policy and the client's
+Accept), the JSON style and the headers:
+
+    render(Problem(status=409, ...), Shape(policy, pages), origin="upstream",
+           accept="text/html", keep=[("ETag", '"v7"')])
+    -> 409, text/html page, ETag kept, Cache-Control: no-store, Vary: Accept,
+       X-Request-ID, Proxy-Status: errorproxy; received-status=409
 """
 
 from __future__ import annotations
 
-import html
 import json
 import re
-from typing import Any, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable, Literal, Mapping
 
 import orjson
 from aiohttp import hdrs, web
 
-from ..core.negotiation import JSON, PROBLEM, Choice
+from ..core.negotiation import FIXED, JSON, PROBLEM, Choice, choose
 from ..core.problem import Problem
 from ..core.settings import ErrorPolicy
+from .aiohttp_private import NoInventedHeaders
+from .pages import Pages
 
 PROXY_NAME = "errorproxy"
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-class NoInventedHeaders:
-    """Keeps aiohttp from adding a Server or Content-Type nobody set.
-
-    aiohttp fills both in when absent; a proxy must neither invent headers the
-    upstream did not send nor advertise its own software. (Date is still added,
-    as RFC 9110 §6.6.1 asks of a proxy.)
-    """
-
-    async def _prepare_headers(self) -> None:
-        had_type = hdrs.CONTENT_TYPE in self.headers
-        had_server = hdrs.SERVER in self.headers
-        await super()._prepare_headers()  # type: ignore[misc]
-        if not had_type:
-            self.headers.popall(hdrs.CONTENT_TYPE, None)
-        if not had_server:
-            self.headers.popall(hdrs.SERVER, None)
-
-
-class PassthroughResponse(NoInventedHeaders, web.StreamResponse):
-    """An upstream response on its way to the client; its head leaves with the first body bytes."""
-
-    _send_headers_immediately = False
-
-    def send_headers(self) -> None:
-        """Send the head now, ahead of a body that is not there yet."""
-        writer = self._payload_writer
-        if writer is not None:
-            writer.send_headers()  # type: ignore[attr-defined]
+Origin = Literal["upstream", "proxy"]
 
 
 class ProblemResponse(NoInventedHeaders, web.Response):
-    """A response the proxy renders itself."""
+    """A response the proxy renders itself; `format` is what the access log records."""
+
+    format = "json"
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """How a route shapes its errors: its policy, its pages and its own template."""
+
+    policy: ErrorPolicy = ErrorPolicy()
+    pages: Pages | None = None  # None: the built-in pages, unbranded
+    template: str | None = None
+
+    def covers(self, origin: Origin) -> bool:
+        """Whether errors from `origin` take this shape (else: plain problem+json)."""
+        policy = self.policy
+        return origin == "upstream" or ("proxy" in policy.origins and policy.format != "passthrough")
+
+
+_builtin_pages: Pages | None = None
+
+
+def _pages(shape: Shape) -> Pages:
+    global _builtin_pages
+    if shape.pages is not None:
+        return shape.pages
+    if _builtin_pages is None:
+        _builtin_pages = Pages()
+    return _builtin_pages
 
 
 def render(
     problem: Problem,
-    choice: Choice = PROBLEM,
-    policy: ErrorPolicy | None = None,
+    shape: Shape | None = None,
     *,
-    negotiated: bool = False,
-    keep: Iterable[tuple[str, str]] = (),
+    origin: Origin = "proxy",
+    accept: str | None = None,
+    choice: Choice | None = None,
     method: str = "GET",
     path: str = "",
-    html: Callable[[Problem], bytes] | None = None,
+    keep: Iterable[tuple[str, str]] = (),
 ) -> ProblemResponse:
     """The response for `problem`; aiohttp drops the body for HEAD.
 
-    `keep` are upstream headers the client needs to act (ETag, Retry-After, ...);
-    `html` renders the page for HTML clients (the minimal built-in one if None).
+    Without a `shape` (or one that does not cover `origin`) the answer is
+    plain problem+json. `accept` is the request's Accept header, used when the
+    policy's format is `auto`; `choice` forces a format instead. `keep` are
+    upstream headers the client needs to act (ETag, Retry-After, ...).
     """
+    keep = list(keep)
+    if shape is None or not shape.covers(origin):
+        shape, choice, negotiated = None, choice or PROBLEM, False
+    elif choice is not None:
+        negotiated = False
+    elif shape.policy.format == "auto":
+        choice, negotiated = choose(accept), True
+    else:
+        choice, negotiated = FIXED.get(shape.policy.format, PROBLEM), False
+    policy = shape.policy if shape is not None else None
     style = policy.json_style if policy is not None else "problem"
     if choice.kind == "html":
-        body, content_type = (html or html_page)(problem), "text/html; charset=utf-8"
+        retry_after = next((value for name, value in keep if name.lower() == "retry-after"), None)
+        page_shape = shape or Shape()
+        body = _pages(page_shape).render(problem, page_shape.template, retry_after)
+        content_type = "text/html; charset=utf-8"
     elif choice.kind == "text":
         body, content_type = text_page(problem), "text/plain; charset=utf-8"
     elif style == "envelope":
@@ -85,6 +109,7 @@ def render(
     else:
         body, content_type = problem.to_json(), choice.media_type if choice is JSON else PROBLEM.media_type
     response = ProblemResponse(status=problem.status, body=body)
+    response.format = choice.kind
     headers = response.headers
     for name, value in keep:
         headers.add(name, value)
@@ -155,17 +180,3 @@ def text_page(problem: Problem) -> bytes:
     if problem.request_id:
         lines += ["", f"Request ID: {problem.request_id}"]
     return ("\n".join(lines) + "\n").encode()
-
-
-def html_page(problem: Problem) -> bytes:
-    """A minimal, self-contained page; every value is escaped."""
-    title = html.escape(f"{problem.status} {problem.title}")
-    request_id = (
-        f'<p>Request ID: <code>{html.escape(problem.request_id)}</code></p>' if problem.request_id else ""
-    )
-    return (
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
-        f"<title>{title}</title></head><body><main><h1>{title}</h1>"
-        f"<p>{html.escape(problem.detail)}</p>{request_id}</main></body></html>\n"
-    ).encode()

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
 
-import aiohttp
 from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from multidict import CIMultiDict
-from yarl import URL
 
+from ..core import errors
 from ..core.headers import connection_tokens, downstream_response_headers
 from ..core.problem import Problem
-from .render import render
 from ..core.settings import UpstreamSettings
-from ..upstream.upstreams import Pool, map_failure
+from ..upstream import Upstreams
+from .aiohttp_private import handshake_headers
+from .render import render
 
 log = logging.getLogger("errorproxy.websocket")
 
@@ -30,7 +29,6 @@ _HANDSHAKE = {
     "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
     "Sec-WebSocket-Protocol", "Sec-WebSocket-Accept",
 }
-_ACTIONABLE = ("WWW-Authenticate", "Retry-After", "Set-Cookie", "Location")
 # Close codes that only report a state and must never be sent in a frame (RFC 6455 §7.4.1).
 _RESERVED_CODES = {1005, 1006, 1015}
 
@@ -43,34 +41,23 @@ def is_upgrade(request: web.BaseRequest) -> bool:
     )
 
 
-async def relay(
-    request: web.BaseRequest,
-    pool: Pool,
-    aim: Callable[[URL], str],
-    outgoing: CIMultiDict[str],
-    request_id: str,
-    upstream: UpstreamSettings,
-) -> web.StreamResponse:
-    """Relay a WebSocket between the client and the target the pool picks (`aim(target)` is the path there)."""
+async def relay(request: web.BaseRequest, upstreams: Upstreams, upstream: UpstreamSettings, target: str,
+                outgoing: CIMultiDict[str], request_id: str, keep_host: bool) -> web.StreamResponse:
+    """Relay a WebSocket between the client and `upstream` (`target`: path and query there)."""
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     for name in _HANDSHAKE:
         outgoing.popall(name, None)
-    session = pool.session(upstream)
     try:
-        upstream_ws = await pool.send(upstream, request_id, lambda target: session.ws_connect(
-            URL(f"http://{target.raw_authority}{aim(target)}", encoded=True), headers=outgoing, protocols=protocols, autoclose=False,
-            max_msg_size=MAX_MESSAGE, compress=0,
-        ))
-    except asyncio.CancelledError:
-        raise
-    except aiohttp.WSServerHandshakeError as exc:
-        if exc.status < 400:
-            raise map_failure(exc, upstream, request_id) from exc
-        return _refused(request, exc, request_id)
-    except Exception as exc:
-        raise map_failure(exc, upstream, request_id) from exc
-    handshake = upstream_ws._response
-    extra = downstream_response_headers(handshake.headers, "1.1") if handshake is not None else CIMultiDict()
+        upstream_ws = await upstreams.connect_websocket(upstream, target, outgoing, protocols=protocols,
+                                                        max_message=MAX_MESSAGE, request_id=request_id,
+                                                        keep_host=keep_host)
+    except errors.UpgradeRefused as refused:
+        # The client gets the upstream's status and what it needs to act on it.
+        problem = Problem(status=refused.status, detail=refused.detail, instance=request.path,
+                          request_id=request_id, proxy_status=f"received-status={refused.status}")
+        return render(problem, keep=refused.keep)
+    handshake = handshake_headers(upstream_ws)
+    extra = downstream_response_headers(handshake, "1.1") if handshake is not None else CIMultiDict()
     for name in (*_HANDSHAKE, hdrs.CONTENT_LENGTH, hdrs.CONTENT_TYPE, hdrs.DATE):
         extra.popall(name, None)
     client_ws = web.WebSocketResponse(
@@ -94,23 +81,6 @@ async def relay(
         await client_ws.close(code=code)
         await upstream_ws.close(code=code)
     return client_ws
-
-
-def _refused(request: web.BaseRequest, exc: aiohttp.WSServerHandshakeError, request_id: str) -> web.StreamResponse:
-    """The upstream answered the upgrade with an error: the client gets that status,
-    and the headers it needs to act on it (a 401's challenge, a 429's Retry-After)."""
-    problem = Problem(
-        status=exc.status,
-        detail="The service behind this address refused the WebSocket upgrade.",
-        instance=request.path,
-        request_id=request_id,
-        proxy_status=f"received-status={exc.status}",
-    )
-    response = render(problem)
-    for name in _ACTIONABLE:
-        for value in (exc.headers or {}).getall(name, ()):
-            response.headers.add(name, value)
-    return response
 
 
 async def _pump(source, sink) -> None:

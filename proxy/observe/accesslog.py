@@ -22,13 +22,9 @@ import sys
 import time
 from typing import TextIO
 
-from aiohttp import web
-
-from ..http.render import PassthroughResponse, ProblemResponse
 from ..core.settings import Route
 
 LOGGER = "errorproxy.access"
-EXCHANGE = "errorproxy.exchange"  # key of the request's Exchange in the aiohttp request's mapping
 
 log = logging.getLogger(LOGGER)
 
@@ -63,23 +59,16 @@ class Exchange:
             self.upstream_status = status
             self.upstream_seconds = time.perf_counter() - self.started
 
-    def finish(self, request: web.BaseRequest, response: web.StreamResponse | None) -> None:
-        """Take the final status, format and sizes from what the handler returns (None: it raised)."""
+    def finish(self, status: int, format: str | None, bytes_in: int, bytes_out: int | None = None) -> None:
+        """The response is decided: its status, its format (json | html | text | passthrough, or None
+        when none was sent) and the body bytes received; `bytes_out` when known only now (a rendered
+        error's body), else what was counted while streaming."""
         self.seconds = time.perf_counter() - self.started
-        self.bytes_in = request.content.total_bytes
-        if response is None:
-            return
-        self.status = response.status
-        if isinstance(response, PassthroughResponse):
-            self.format = "passthrough"
-        elif isinstance(response, ProblemResponse):
-            # Not sent yet: aiohttp writes it when the handler returns, without a body for HEAD.
-            self.format = _FORMATS.get(response.content_type, "json")
-            body = response.body
-            self.bytes_out = len(body) if isinstance(body, bytes) and request.method != "HEAD" else 0
-
-
-_FORMATS = {"text/html": "html", "text/plain": "text"}
+        self.status = status
+        self.format = format
+        self.bytes_in = bytes_in
+        if bytes_out is not None:
+            self.bytes_out = bytes_out
 
 
 class AccessLog:

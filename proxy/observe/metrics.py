@@ -121,14 +121,6 @@ def reload_counted(ok: bool) -> None:
     _RELOADS[ok].inc()
 
 
-def process_exited(pid: int) -> None:
-    """Multiprocess mode: forget a worker that exited (its live gauges), as prometheus_client asks."""
-    if _MULTIPROC_DIR:
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid, _MULTIPROC_DIR)
-
-
 _registry: CollectorRegistry | None = None
 
 

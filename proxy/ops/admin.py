@@ -22,6 +22,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..core.settings import Settings
+from ..http.aiohttp_private import listening_urls
 
 log = logging.getLogger("errorproxy")
 
@@ -145,7 +146,7 @@ class Admin:
             await runner.cleanup()
             raise AdminListenError(exc.errno, exc.strerror or str(exc), f"admin {address}") from exc
         self._runner = runner
-        urls = [_url(sock.getsockname()) for sock in site._server.sockets]  # type: ignore[union-attr]
+        urls = listening_urls(site)
         log.info("admin listening on %s", ", ".join(urls))
         return urls
 
@@ -154,7 +155,3 @@ class Admin:
         if runner is not None:
             await runner.cleanup()
 
-
-def _url(sockname: tuple) -> str:
-    host, port = sockname[0], sockname[1]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

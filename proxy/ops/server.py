@@ -17,12 +17,13 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from ..core import errors
-from .admin import Admin, Readiness
 from ..core.headers import request_id
 from ..core.problem import Problem
-from .reload import Holder, Reloader, Source
-from ..http.render import render
 from ..core.settings import ServerSettings
+from ..http import aiohttp_private as private
+from ..http.render import render
+from .admin import Admin, Readiness
+from .reload import Holder, Reloader, Source
 from .tuning import tune_gc
 
 log = logging.getLogger("errorproxy")
@@ -47,10 +48,10 @@ class _Connection(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         # A new request starts when bytes arrive while no request is being served.
-        if self._header_timer is None and not self._request_in_progress and not self._messages:
+        if self._header_timer is None and not private.request_in_progress(self) and not private.requests_pending(self):
             self._arm()
         super().data_received(data)
-        if self._header_timer is not None and self._request_count > self._armed_at:
+        if self._header_timer is not None and private.request_count(self) > self._armed_at:
             self._header_timer.cancel()
             self._header_timer = None
 
@@ -62,20 +63,19 @@ class _Connection(RequestHandler):
 
     def _arm(self) -> None:
         if self._header_timeout > 0:
-            self._armed_at = self._request_count
-            self._header_timer = self._loop.call_later(self._header_timeout, self._header_deadline)
+            self._armed_at = private.request_count(self)
+            self._header_timer = private.handler_loop(self).call_later(self._header_timeout, self._header_deadline)
 
     def _header_deadline(self) -> None:
         self._header_timer = None
-        if self._request_count == self._armed_at and not self._request_in_progress:
+        if private.request_count(self) == self._armed_at and not private.request_in_progress(self):
             peer = self.transport.get_extra_info("peername") if self.transport else None
             log.info("closing connection from %s: request headers not complete within %ss", peer, self._header_timeout)
             self.force_close()
 
     def close_if_idle(self) -> None:
         """Close if waiting for a next request (aiohttp's own test for idle); else leave it be."""
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
+        if private.waiting_for_request(self):
             self.close()
 
     def handle_error(self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None):
@@ -113,7 +113,8 @@ class ProxyServer(web.Server):
         self._header_timeout = limits.header_timeout
 
     def __call__(self) -> RequestHandler:
-        return _Connection(self, loop=self._loop, header_timeout=self._header_timeout, **self._kwargs)
+        loop, kwargs = private.handler_arguments(self)
+        return _Connection(self, loop=loop, header_timeout=self._header_timeout, **kwargs)
 
 
 async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[list[str]], None] | None = None,
@@ -148,7 +149,7 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
         readiness.ready = True
         # Before the public "listening on" line, so that line means both are up.
         await admin.start(reuse_port=reuse_port)
-        addresses = [_url(sock.getsockname()) for sock in site._server.sockets]  # type: ignore[union-attr]
+        addresses = private.listening_urls(site)
         loop_name = type(loop).__module__.split(".")[0]
         who = f"worker {os.getpid()}" if reuse_port else "errorproxy"
         log.info("%s listening on %s (config %s, %d routes, %s event loop)",
@@ -212,7 +213,3 @@ def _start(tasks: set[asyncio.Task], coro) -> None:
     tasks.add(task)
     task.add_done_callback(tasks.discard)
 
-
-def _url(sockname: tuple) -> str:
-    host, port = sockname[0], sockname[1]
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"

@@ -138,12 +138,12 @@ class Supervisor:
             self._wait_ready(_TICK)
             if not announced and all(slot.ready for slot in self.slots):
                 announced = True
-                log.info("errorproxy listening on %s (%d workers, pids %s, config %s)", self._url(self._listen),
+                log.info("errorproxy listening on %s (%d workers, pids %s, config %s)", self._listen.url(),
                          len(self.slots), " ".join(str(slot.process.pid) for slot in self.slots if slot.process),
                          self.settings.source)
                 if self._admin is not None:
                     # Any worker answers there, and its /metrics sums every worker's.
-                    log.info("admin listening on %s", self._url(self._admin))
+                    log.info("admin listening on %s", self._admin.url())
             elif not announced and time.monotonic() - started > START_TIMEOUT:
                 log.error("workers did not start listening within %ss", START_TIMEOUT)
                 return False
@@ -272,9 +272,6 @@ class Supervisor:
         self._reserved.append(sock)
         return Address(address.host, sock.getsockname()[1])
 
-    @staticmethod
-    def _url(address: Address) -> str:
-        return f"http://{address}"
 
 
 def _forget(pid: int, metrics_dir: str) -> None:

@@ -72,7 +72,7 @@ def legacy_app() -> web.Application:
 
 
 async def _legacy_headers(request: web.Request, response: web.StreamResponse) -> None:
-    # What old stacks really send, and what the proxy will one day strip from errors.
+    # What old stacks really send; the proxy drops both from the errors it rewrites.
     response.headers["Server"] = "LegacyDocs/2.3 (Python)"
     response.headers["X-Powered-By"] = "legacy-framework/1.4"
 

@@ -21,13 +21,13 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from ..core.negotiation import FIXED, HTML, PROBLEM, TEXT, Choice, choose
-from ..http.pages import SAMPLE_STATUSES, Pages
+from ..core.negotiation import HTML, PROBLEM, TEXT, Choice
 from ..core.problem import Problem, default_detail
-from ..http.render import ProblemResponse, render
 from ..core.routing import Router, normalize_path
-from ..core.settings import ErrorPolicy, Route, Settings
+from ..core.settings import Route, Settings
 from ..core.status import reason
+from ..http.pages import SAMPLE_STATUSES, Pages
+from ..http.render import ProblemResponse, Shape, render
 
 SAMPLE_REQUEST_ID = "7f9c2b4e1d8a4c6f9e3b5a7d0c1e2f3a"
 # The gallery adds statuses that have no page of their own, to show the
@@ -69,18 +69,14 @@ def preview(status: int, *, accept: str | None = None, path: str = "/", settings
             choice: Choice | None = None) -> ProblemResponse:
     """The response for a sample problem; `choice` forces a format, else it comes from config and `accept`."""
     route = _route(settings, path)
-    policy = route.errors if route is not None else settings.errors if settings is not None else ErrorPolicy()
-    negotiated = False
-    if choice is None:
-        # As the proxy decides (forward._choice): negotiated only when the format is `auto`.
-        if policy.format == "auto":
-            choice, negotiated = choose(accept), True
-        else:
-            choice = FIXED.get(policy.format, PROBLEM)
-    pages = Pages(settings.brand, settings.templates_dir) if settings is not None else Pages()
-    template = route.template if route is not None else None
-    return render(sample_problem(status, path), choice, policy, negotiated=negotiated, path=path,
-                  html=lambda problem: pages.render(problem, template))
+    if settings is None:
+        shape = Shape()
+    else:
+        pages = Pages(settings.brand, settings.templates_dir)
+        shape = (Shape(route.errors, pages, route.template) if route is not None
+                 else Shape(settings.errors, pages))
+    # In the route's shape whatever its `origins`: a preview shows what the shape looks like.
+    return render(sample_problem(status, path), shape, origin="upstream", accept=accept, choice=choice, path=path)
 
 
 def headers_text(response: ProblemResponse) -> str:

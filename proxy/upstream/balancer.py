@@ -1,6 +1,6 @@
 """Which target of an upstream gets the next try, and whether a failed try is made again.
 
-Pure bookkeeping, no I/O: `upstream.Pool` reports what each try came to and
+Pure bookkeeping, no I/O: `Upstreams` reports what each try came to and
 asks for the next target. Times come from an injectable monotonic clock.
 
 Targets are used round robin, skipping ejected ones. A target that could not
@@ -30,9 +30,10 @@ The method does not enter into it: a request whose connection was never made
 was not sent, so trying it elsewhere cannot repeat its effect (nginx, Envoy
 and HAProxy retry connect failures for every method alike). Once anything may
 have reached a target, a retry could apply it twice, and the body stream is
-consumed anyway. [*] aiohttp alone retries an idempotent request once when a
-pooled keep-alive connection turns out to have been closed before any answer
-(RFC 9112 §9.3.1.1); that stays as it is.
+consumed anyway. [*] Apart from this rule, the connection pool itself sends an
+idempotent request without a body once more, on a new connection, when a
+reused keep-alive connection turns out to have been closed by the upstream
+before any answer (RFC 9112 §9.3.1.1; see `pool.ConnectionPool.request`).
 """
 
 from __future__ import annotations

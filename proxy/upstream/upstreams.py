@@ -1,56 +1,45 @@
-"""Connections to upstream services: a connection pool per upstream, and the retries across its targets.
+"""`Upstreams`: the one door to every upstream service.
 
-Requests go through `client.ConnectionPool`, made for forwarding. WebSocket
-handshakes go through an aiohttp ClientSession, set up as a proxy needs it
-and aiohttp's defaults are not: no decompression, no cookie jar, no
-redirects followed, no default headers, URLs sent exactly as given.
+    upstreams = Upstreams()
+    response = await upstreams.send(settings, "GET", "/docs/42?x=1", headers, request_id=rid)
+    while chunk := await response.read(): ...
+    response.release()  # read to its end: the connection goes back to the pool
+
+`send` picks a target (see `balancer`), names it in the request's Host
+(unless the client's Host is kept) and prefixes the upstream's base path,
+sends through that upstream's connection pool, and tries another target when
+the connection could not be made and the request can still be sent again. Every
+failure leaves as a `core.errors.ProxyError`, mapped in one place
+(`failures.map_failure`); an error raised by the request body itself (the
+client's body too large, say) leaves unchanged.
 
 An upstream with several targets still has one pool: it keeps keep-alive
-connections per target, and `max_connections` caps them all together, as
-the setting says. `Pool.send` picks the target for each try (see
-`balancer`) and makes the retries.
-
-`map_failure` is the one place where client exceptions become
-`errors.ProxyError`s.
+connections per target, and `max_connections` caps them all together.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, TypeVar
 
 import aiohttp
-from aiohttp import hdrs
+from multidict import CIMultiDict
 from yarl import URL
 
-from . import errors as client_errors
-
 from ..core import errors
-
-from ..observe import metrics
-from .balancer import Balancer, Outcome
-from .pool import ConnectionPool, Response
+from ..core.headers import actionable
 from ..core.settings import UpstreamSettings
+from .balancer import Balancer, Outcome
+from .failures import map_failure, outcome
+from .pool import ConnectionPool
+from .response import Response
+from .session import make_session
 
 log = logging.getLogger("errorproxy.upstream")
 
-# aiohttp adds these unless told to skip them: a proxy sends only what the client sent.
-_SKIP_AUTO_HEADERS = frozenset(
-    {hdrs.USER_AGENT, hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.CONTENT_TYPE}
-)
-
-
 R = TypeVar("R")
-
-# True while a WebSocket handshake's try is opening a new connection to its
-# target, as opposed to waiting for a free slot in the session's pool: aiohttp
-# raises the same ConnectionTimeoutError for both, and only the first says the
-# target is down. (Requests go through `client.ConnectionPool`, whose errors
-# say which it was.) Set by the session's trace hooks, in the requesting task.
-_dialing: ContextVar[bool] = ContextVar("errorproxy_dialing", default=False)
 
 
 @dataclass
@@ -62,7 +51,19 @@ class _Upstream:
     session: aiohttp.ClientSession | None = None  # for WebSocket handshakes, made on the first one
 
 
-class Pool:
+class _Once:
+    """A request body that knows whether it has begun to be sent (then it cannot be sent again)."""
+
+    def __init__(self, source: AsyncIterable[bytes]) -> None:
+        self.source = source
+        self.started = False
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        self.started = True
+        return self.source.__aiter__()
+
+
+class Upstreams:
     """The connection pool, balancer and WebSocket session of each upstream."""
 
     def __init__(self) -> None:
@@ -75,23 +76,46 @@ class Pool:
                                                               ConnectionPool(upstream))
         return kept
 
-    def connections(self, upstream: UpstreamSettings) -> ConnectionPool:
-        return self._get(upstream).connections
+    async def send(self, upstream: UpstreamSettings, method: str, target: str, headers: CIMultiDict[str],
+                   body: AsyncIterable[bytes] | None = None, *, request_id: str,
+                   keep_host: bool = False) -> Response:
+        """The upstream's response to `method target` (its head; the body is read from it).
 
-    def session(self, upstream: UpstreamSettings) -> aiohttp.ClientSession:
+        `target` is the path and query as the upstream's base path continues
+        it; `headers` are sent as given, but for Host, set per try to the
+        target's authority unless `keep_host`.
+        """
+        connections = self._get(upstream).connections
+        once = _Once(body) if body is not None else None
+
+        def attempt(base: URL) -> Awaitable[Response]:
+            path = _aim(headers, base, target, keep_host)
+            return connections.request(base, method, path, headers, once)
+
+        return await self._try(upstream, request_id, attempt, lambda: once is None or not once.started)
+
+    async def connect_websocket(self, upstream: UpstreamSettings, target: str, headers: CIMultiDict[str], *,
+                                protocols: list[str], max_message: int, request_id: str,
+                                keep_host: bool = False) -> aiohttp.ClientWebSocketResponse:
+        """A WebSocket to the upstream; an upgrade it answers with 4xx/5xx raises `errors.UpgradeRefused`."""
         kept = self._get(upstream)
         if kept.session is None:
-            kept.session = _make_session(upstream)
-        return kept.session
+            kept.session = make_session(upstream)
+        session = kept.session
 
-    async def send(self, upstream: UpstreamSettings, request_id: str, send_to: Callable[[URL], Awaitable[R]],
-                   replayable: Callable[[], bool] = lambda: True) -> R:
-        """`await send_to(target)` at the target the balancer picks, tried again elsewhere while allowed.
+        def attempt(base: URL) -> Awaitable[aiohttp.ClientWebSocketResponse]:
+            url = URL(f"http://{base.raw_authority}{_aim(headers, base, target, keep_host)}", encoded=True)
+            return session.ws_connect(url, headers=headers, protocols=protocols, autoclose=False,
+                                      max_msg_size=max_message, compress=0)
+
+        return await self._try(upstream, request_id, attempt, lambda: True)
+
+    async def _try(self, upstream: UpstreamSettings, request_id: str, attempt: Callable[[URL], Awaitable[R]],
+                   replayable: Callable[[], bool]) -> R:
+        """`await attempt(target)` at the target the balancer picks, tried again elsewhere while allowed.
 
         `replayable()` says, after a failure, whether the request could still
-        be sent again (False once its body started streaming). The last try's
-        exception is raised unchanged, for the caller to map; each try that
-        found its target unreachable is logged here.
+        be sent again (False once its body started streaming).
         """
         balancer = self._get(upstream).balancer
         tried: list[int] = []
@@ -99,14 +123,20 @@ class Pool:
             index = balancer.pick(tried)
             tried.append(index)
             try:
-                result = await send_to(upstream.targets[index])
-            except asyncio.CancelledError:
-                raise
+                result = await attempt(upstream.targets[index])
+            except errors.ProxyError:
+                raise  # the client's side failed (its body): nothing to say about the target
+            except aiohttp.WSServerHandshakeError as exc:
+                balancer.report(index, Outcome.CONNECTED)
+                if exc.status >= 400:
+                    keep = tuple(actionable(exc.headers)) if exc.headers is not None else ()
+                    raise errors.UpgradeRefused(exc.status, keep) from exc
+                raise map_failure(exc, upstream, request_id) from exc
             except Exception as exc:
-                outcome = _outcome(exc)
-                balancer.report(index, outcome)
-                delay = balancer.retry_delay(outcome, len(tried), replayable())
-                if outcome is Outcome.UNREACHABLE:
+                result_of_try = outcome(exc)
+                balancer.report(index, result_of_try)
+                delay = balancer.retry_delay(result_of_try, len(tried), replayable())
+                if result_of_try is Outcome.UNREACHABLE:
                     log.warning(
                         "upstream %s target %s unreachable (%s: %s), ejected for %gs%s request_id=%s",
                         upstream.name, upstream.targets[index], type(exc).__name__, str(exc)[:300],
@@ -114,7 +144,7 @@ class Pool:
                         request_id,
                     )
                 if delay is None:
-                    raise
+                    raise map_failure(exc, upstream, request_id) from exc
             else:
                 balancer.report(index, Outcome.CONNECTED)
                 return result
@@ -128,112 +158,11 @@ class Pool:
                 await upstream.session.close()
 
 
-def _outcome(exc: Exception) -> Outcome:
-    """What a failed try says about its target."""
-    if isinstance(exc, (client_errors.ConnectFailed, client_errors.ConnectTimeout)):
-        return Outcome.UNREACHABLE  # no request was sent
-    if isinstance(exc, client_errors.UpstreamFailure):
-        return Outcome.UNDECIDED if isinstance(exc, client_errors.PoolTimeout) else Outcome.CONNECTED
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return Outcome.UNREACHABLE  # refused, unreachable, no address, TLS handshake: no request sent
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return Outcome.UNREACHABLE if _dialing.get() else Outcome.UNDECIDED
-    return Outcome.CONNECTED
-
-
-async def _on_dial_start(session: object, context: object, params: object) -> None:
-    _dialing.set(True)
-
-
-async def _on_dial_end(session: object, context: object, params: object) -> None:
-    _dialing.set(False)
-
-
-def _dial_trace() -> aiohttp.TraceConfig:
-    # The hooks run in the requesting task, so they set `_dialing` in its context;
-    # each try starts from False, whatever an earlier try's dial left behind.
-    trace = aiohttp.TraceConfig()
-    trace.on_request_start.append(_on_dial_end)
-    trace.on_connection_create_start.append(_on_dial_start)
-    trace.on_connection_create_end.append(_on_dial_end)
-    return trace
-
-
-def _make_session(upstream: UpstreamSettings) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(
-        limit=upstream.max_connections,
-        limit_per_host=0,
-        keepalive_timeout=upstream.idle_timeout,
-        ttl_dns_cache=10,
-        enable_cleanup_closed=False,
-    )
-    timeout = aiohttp.ClientTimeout(
-        total=None,
-        # Waiting for a pooled connection counts here too: a pool held full for a
-        # whole read timeout is as good as an unanswering upstream.
-        connect=upstream.connect_timeout + upstream.read_timeout,
-        sock_connect=upstream.connect_timeout,
-        sock_read=upstream.read_timeout,
-    )
-    return aiohttp.ClientSession(
-        connector=connector,
-        timeout=timeout,
-        auto_decompress=False,
-        cookie_jar=aiohttp.DummyCookieJar(),
-        skip_auto_headers=_SKIP_AUTO_HEADERS,
-        requote_redirect_url=False,
-        trust_env=False,
-        max_line_size=upstream.max_line_size,
-        max_field_size=upstream.max_line_size,
-        read_bufsize=2**16,
-        trace_configs=[_dial_trace()],
-    )
-
-
-def map_failure(exc: BaseException, upstream: UpstreamSettings, request_id: str) -> errors.ProxyError:
-    """The ProxyError for an exception raised while talking to `upstream`.
-
-    The exception text is logged (it may quote raw upstream bytes) and never
-    becomes part of the error sent to the client.
-    """
-    error: errors.ProxyError
-    if isinstance(exc, client_errors.UpstreamFailure):
-        error = _FAILURES.get(type(exc), errors.UpstreamError)()
-        if isinstance(exc, client_errors.ConnectFailed) and not isinstance(exc.os_error, ConnectionRefusedError):
-            error = errors.UpstreamError()
-    elif isinstance(exc, aiohttp.ClientConnectorError):
-        refused = isinstance(exc.os_error, ConnectionRefusedError)
-        error = errors.ConnectionRefused() if refused else errors.UpstreamError()
-    elif isinstance(exc, aiohttp.ConnectionTimeoutError):
-        error = errors.ConnectionTimeout()
-    elif isinstance(exc, (aiohttp.SocketTimeoutError, asyncio.TimeoutError)):
-        error = errors.ResponseTimeout()
-    elif isinstance(exc, aiohttp.WSServerHandshakeError):
-        error = errors.UpgradeFailed()
-    elif isinstance(exc, aiohttp.ClientResponseError):
-        too_long = "Got more than" in (exc.message or "")
-        error = errors.ResponseTooLarge() if too_long else errors.ResponseMalformed()
-    elif isinstance(exc, (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError, aiohttp.ClientOSError)):
-        error = errors.ResponseIncomplete()
-    else:
-        error = errors.UpstreamError()
-    log.warning(
-        "upstream %s failed: %s (%s: %s) request_id=%s",
-        upstream.name, error.proxy_status, type(exc).__name__, str(exc)[:300], request_id,
-    )
-    metrics.upstream_failed(upstream.name, error.proxy_status)
-    return error
-
-
-_FAILURES: dict[type, type[errors.ProxyError]] = {
-    client_errors.ConnectFailed: errors.ConnectionRefused,
-    client_errors.ConnectTimeout: errors.ConnectionTimeout,
-    client_errors.PoolTimeout: errors.ConnectionTimeout,
-    client_errors.ReadTimeout: errors.ResponseTimeout,
-    client_errors.Malformed: errors.ResponseMalformed,
-    client_errors.HeadersTooLarge: errors.ResponseTooLarge,
-    client_errors.Disconnected: errors.ResponseIncomplete,
-}
+def _aim(headers: CIMultiDict[str], base: URL, target: str, keep_host: bool) -> str:
+    """The path to send to `base` (its base path, then `target`); names `base` in Host unless kept."""
+    if not keep_host:
+        headers["Host"] = base.raw_authority
+    return base.raw_path.rstrip("/") + target
 
 
 async def read_capped(response: Response, cap: int) -> tuple[bytes, bool]:
@@ -252,8 +181,6 @@ async def read_capped(response: Response, cap: int) -> tuple[bytes, bool]:
             if not chunk:
                 return buffer, True
             buffer += chunk
-    except asyncio.CancelledError:
-        raise
     except Exception as exc:
         log.warning("reading an upstream error body failed: %s: %s", type(exc).__name__, str(exc)[:300])
         response.close()

@@ -17,7 +17,9 @@ from proxy.observe import accesslog
 from proxy.observe.accesslog import AccessLog, Exchange, fields, json_line, loggable_path, rfc3339, text_line
 from proxy.core.negotiation import HTML, TEXT
 from proxy.core.problem import Problem
-from proxy.http.render import PassthroughResponse, ProblemResponse, render
+from proxy.http.handler import finish_exchange
+from proxy.http.passthrough import PassthroughResponse
+from proxy.http.render import ProblemResponse, render
 from proxy.core.settings import Match, Route, UpstreamSettings
 
 ROUTE = Route(name="api", match=Match(path_prefix="/"), upstream=UpstreamSettings(name="legacy", url=URL("http://b:9")))
@@ -125,7 +127,7 @@ def test_a_request_with_credentials_logs_none_of_them() -> None:
         }),
     )
     record = Exchange("rid-9", incoming.method, incoming.raw_path, ROUTE)
-    record.finish(incoming, render(Problem(status=401)))
+    finish_exchange(record, incoming, render(Problem(status=401)))
     for line in (json_line(record, NOW), text_line(record, NOW)):
         assert not [secret for secret in SECRETS if secret in line], line
         assert "path" in line and "/api/items" in line
@@ -135,15 +137,15 @@ def test_a_request_with_credentials_logs_none_of_them() -> None:
     "response, method, format, body",
     [
         pytest.param(render(Problem(status=502)), "GET", "json", True, id="problem-json"),
-        pytest.param(render(Problem(status=409), HTML), "GET", "html", True, id="html"),
-        pytest.param(render(Problem(status=409), TEXT), "GET", "text", True, id="text"),
+        pytest.param(render(Problem(status=409), choice=HTML), "GET", "html", True, id="html"),
+        pytest.param(render(Problem(status=409), choice=TEXT), "GET", "text", True, id="text"),
         pytest.param(render(Problem(status=409)), "HEAD", "json", False, id="head-sends-no-body"),
     ],
 )
 def test_finish_takes_status_format_and_size_of_a_rendered_problem(response: ProblemResponse, method: str,
                                                                     format: str, body: bool) -> None:
     record = Exchange("rid", method, "/", ROUTE)
-    record.finish(request(method, total_bytes=7), response)
+    finish_exchange(record, request(method, total_bytes=7), response)
     assert (record.status, record.format, record.bytes_in) == (response.status, format, 7)
     assert record.bytes_out == (len(response.body) if body else 0)
     assert record.seconds >= 0
@@ -152,7 +154,7 @@ def test_finish_takes_status_format_and_size_of_a_rendered_problem(response: Pro
 def test_finish_keeps_the_streamed_byte_count_of_a_passthrough() -> None:
     record = Exchange("rid", "GET", "/", ROUTE)
     record.bytes_out = 1234  # counted by the handler as chunks went out
-    record.finish(request(), PassthroughResponse(status=206))
+    finish_exchange(record, request(), PassthroughResponse(status=206))
     assert (record.status, record.format, record.bytes_out) == (206, "passthrough", 1234)
 
 
@@ -161,7 +163,7 @@ def test_finish_without_a_response(preset: int | None, status: int) -> None:
     record = Exchange("rid", "GET", "/", ROUTE)
     if preset is not None:
         record.status = preset
-    record.finish(request(), None)
+    finish_exchange(record, request(), None)
     assert (record.status, record.format, record.bytes_out) == (status, None, 0)
 
 

@@ -38,3 +38,20 @@ def _documented(heading: str) -> set[str]:
 )
 def test_reference_lists_every_accepted_key(heading, accepted):
     assert _documented(heading) == set(accepted)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _code_map() -> list[str]:
+    """The paths in the first column of the README's "Code map" table."""
+    section = (ROOT / "README.md").read_text().split("## Code map\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"^\| `([^`]+)` \|", section, re.MULTILINE)
+
+
+def test_code_map_lists_every_subpackage_and_nothing_stale():
+    listed = _code_map()
+    subpackages = sorted(f"proxy/{path.parent.name}/" for path in (ROOT / "proxy").glob("*/__init__.py"))
+    assert [entry for entry in subpackages if entry not in listed] == [], "subpackages missing from the code map"
+    assert [entry for entry in listed if not (ROOT / entry).exists()] == [], "code map entries that do not exist"
+    assert len(listed) == len(set(listed))

@@ -1,0 +1,104 @@
+"""Every private name of aiohttp that errorproxy relies on, and nowhere else.
+
+aiohttp has no public API for these; a new release may rename any of them.
+`tests/unit/test_aiohttp_private.py` is the canary: it checks each name
+below against the installed aiohttp and fails, naming the version and the
+missing attribute, before anything subtler breaks. pyproject.toml caps
+aiohttp below the next minor release for the same reason: lift the cap once
+the canary passes on it.
+
+    name                                      used for
+    RequestHandler._request_in_progress       header deadline: is a request being served?
+    RequestHandler._messages                  header deadline: requests parsed but not yet served
+    RequestHandler._request_count             header deadline: has a new request started?
+    RequestHandler._waiter                    drain: is the connection idle, waiting for a request?
+    RequestHandler._loop                      header deadline timers
+    web.Server._kwargs, web.Server._loop      building our RequestHandler subclass
+    BaseSite._server                          the sockets a site listens on (port 0 resolved)
+    StreamResponse._prepare_headers           NoInventedHeaders: no Server/Content-Type nobody set
+    StreamResponse._send_headers_immediately  pass-through: head leaves with the first body bytes
+    StreamResponse._payload_writer            pass-through: send the head ahead of a slow body
+    ClientWebSocketResponse._response         the upstream's handshake headers, for the client
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from typing import Any
+
+from aiohttp import ClientWebSocketResponse, hdrs, web
+from aiohttp.web_protocol import RequestHandler
+
+from ..core.settings import Address
+
+
+class NoInventedHeaders:
+    """Keeps aiohttp from adding a Server or Content-Type nobody set.
+
+    aiohttp fills both in when absent; a proxy must neither invent headers the
+    upstream did not send nor advertise its own software. (Date is still added,
+    as RFC 9110 §6.6.1 asks of a proxy.)
+    """
+
+    async def _prepare_headers(self) -> None:
+        had_type = hdrs.CONTENT_TYPE in self.headers  # type: ignore[attr-defined]
+        had_server = hdrs.SERVER in self.headers  # type: ignore[attr-defined]
+        await super()._prepare_headers()  # type: ignore[misc]
+        if not had_type:
+            self.headers.popall(hdrs.CONTENT_TYPE, None)  # type: ignore[attr-defined]
+        if not had_server:
+            self.headers.popall(hdrs.SERVER, None)  # type: ignore[attr-defined]
+
+
+class DeferredHeadResponse(NoInventedHeaders, web.StreamResponse):
+    """A streamed response whose head leaves with the first body bytes, or when `send_head` says."""
+
+    _send_headers_immediately = False
+
+    def send_head(self) -> None:
+        """Send the head now, ahead of a body that is not there yet."""
+        writer = self._payload_writer
+        if writer is not None:
+            writer.send_headers()  # type: ignore[attr-defined]
+
+
+def request_in_progress(handler: RequestHandler) -> bool:
+    return bool(handler._request_in_progress)
+
+
+def requests_pending(handler: RequestHandler) -> bool:
+    """Requests parsed and queued behind the one being served."""
+    return bool(handler._messages)
+
+
+def request_count(handler: RequestHandler) -> int:
+    return handler._request_count
+
+
+def waiting_for_request(handler: RequestHandler) -> bool:
+    """Idle between requests (aiohttp's own test for idle)."""
+    waiter = handler._waiter
+    return waiter is not None and not waiter.done()
+
+
+def handler_loop(handler: RequestHandler) -> asyncio.AbstractEventLoop:
+    return handler._loop
+
+
+def handler_arguments(server: web.Server) -> tuple[asyncio.AbstractEventLoop, dict[str, Any]]:
+    """What `web.Server.__call__` passes to a new RequestHandler: its loop and keyword options."""
+    return server._loop, server._kwargs
+
+
+def listening_urls(site: web.BaseSite) -> list[str]:
+    """`http://host:port` for each socket the site listens on (port 0 resolved)."""
+    server = site._server
+    sockets: list[socket.socket] = list(server.sockets) if server is not None else []  # type: ignore[union-attr]
+    return [str(Address(*sock.getsockname()[:2]).url()) for sock in sockets]
+
+
+def handshake_headers(ws: ClientWebSocketResponse):
+    """The upstream's 101 response headers, or None."""
+    response = ws._response
+    return response.headers if response is not None else None

@@ -1,0 +1,77 @@
+"""The aiohttp ClientSession an upstream's WebSocket handshakes go through.
+
+Set up as a proxy needs it and aiohttp's defaults are not: no decompression,
+no cookie jar, no redirects followed, no default headers, URLs sent exactly
+as given. (Plain requests go through our own `pool.ConnectionPool`.)
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+
+import aiohttp
+from aiohttp import hdrs
+
+from ..core.settings import UpstreamSettings
+
+# aiohttp adds these unless told to skip them: a proxy sends only what the client sent.
+_SKIP_AUTO_HEADERS = frozenset({hdrs.USER_AGENT, hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.CONTENT_TYPE})
+
+# True while a handshake's try is opening a new connection to its target, as
+# opposed to waiting for a free slot in the session's pool: aiohttp raises the
+# same ConnectionTimeoutError for both, and only the first says the target is
+# down. Set by the session's trace hooks, in the requesting task.
+_dialing: ContextVar[bool] = ContextVar("errorproxy_dialing", default=False)
+
+
+def dialing() -> bool:
+    return _dialing.get()
+
+
+async def _on_dial_start(session: object, context: object, params: object) -> None:
+    _dialing.set(True)
+
+
+async def _on_dial_end(session: object, context: object, params: object) -> None:
+    _dialing.set(False)
+
+
+def _dial_trace() -> aiohttp.TraceConfig:
+    # The hooks run in the requesting task, so they set `_dialing` in its context;
+    # each try starts from False, whatever an earlier try's dial left behind.
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(_on_dial_end)
+    trace.on_connection_create_start.append(_on_dial_start)
+    trace.on_connection_create_end.append(_on_dial_end)
+    return trace
+
+
+def make_session(upstream: UpstreamSettings) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(
+        limit=upstream.max_connections,
+        limit_per_host=0,
+        keepalive_timeout=upstream.idle_timeout,
+        ttl_dns_cache=10,
+        enable_cleanup_closed=False,
+    )
+    timeout = aiohttp.ClientTimeout(
+        total=None,
+        # Waiting for a pooled connection counts here too: a pool held full for a
+        # whole read timeout is as good as an unanswering upstream.
+        connect=upstream.connect_timeout + upstream.read_timeout,
+        sock_connect=upstream.connect_timeout,
+        sock_read=upstream.read_timeout,
+    )
+    return aiohttp.ClientSession(
+        connector=connector,
+        timeout=timeout,
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+        skip_auto_headers=_SKIP_AUTO_HEADERS,
+        requote_redirect_url=False,
+        trust_env=False,
+        max_line_size=upstream.max_line_size,
+        max_field_size=upstream.max_line_size,
+        read_bufsize=2**16,
+        trace_configs=[_dial_trace()],
+    )

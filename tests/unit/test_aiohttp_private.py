@@ -1,0 +1,94 @@
+"""The canary for aiohttp's private names (proxy/http/aiohttp_private.py).
+
+Each name errorproxy reaches into is checked against the installed aiohttp.
+When a release renames one, this fails first, naming the version and the
+name, instead of the header deadline or the streaming path quietly breaking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import re
+
+import aiohttp
+import pytest
+from aiohttp import ClientWebSocketResponse, web
+from aiohttp.web_protocol import RequestHandler
+
+from proxy.http import aiohttp_private
+
+VERSION = f"aiohttp {aiohttp.__version__}"
+
+
+def _missing(owner: type, name: str) -> str:
+    return (f"{VERSION} has no {owner.__name__}.{name}, which proxy/http/aiohttp_private.py relies on: "
+            f"adapt that module to this release (or pin aiohttp below it)")
+
+
+def _instance_attributes(cls: type) -> set[str]:
+    """Names a class's instances carry: slots, class-level defaults and annotations up the MRO,
+    and every `self.name = ...` its source assigns."""
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        names.update(getattr(klass, "__slots__", ()), vars(klass), getattr(klass, "__annotations__", {}))
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):  # a builtin, or compiled: its slots say it all
+            continue
+        names.update(re.findall(r"self\.(\w+)\s*(?::[^=\n]*)?=", source))
+    return names
+
+
+@pytest.mark.parametrize(("owner", "name"), [
+    pytest.param(RequestHandler, "_request_in_progress", id="RequestHandler._request_in_progress"),
+    pytest.param(RequestHandler, "_messages", id="RequestHandler._messages"),
+    pytest.param(RequestHandler, "_request_count", id="RequestHandler._request_count"),
+    pytest.param(RequestHandler, "_waiter", id="RequestHandler._waiter"),
+    pytest.param(RequestHandler, "_loop", id="RequestHandler._loop"),
+    pytest.param(web.Server, "_kwargs", id="Server._kwargs"),
+    pytest.param(web.Server, "_loop", id="Server._loop"),
+    pytest.param(web.BaseSite, "_server", id="BaseSite._server"),
+    pytest.param(web.StreamResponse, "_payload_writer", id="StreamResponse._payload_writer"),
+    pytest.param(ClientWebSocketResponse, "_response", id="ClientWebSocketResponse._response"),
+])
+def test_instance_attribute_exists(owner: type, name: str) -> None:
+    assert name in _instance_attributes(owner), _missing(owner, name)
+
+
+def test_stream_response_hooks_exist() -> None:
+    assert inspect.iscoroutinefunction(getattr(web.StreamResponse, "_prepare_headers", None)), \
+        _missing(web.StreamResponse, "_prepare_headers")
+    assert isinstance(getattr(web.StreamResponse, "_send_headers_immediately", None), bool), \
+        _missing(web.StreamResponse, "_send_headers_immediately")
+
+
+async def test_the_accessors_work_on_a_live_server() -> None:
+    """The names are not only there but mean what the accessors assume, on a real connection."""
+    async def hello(request: web.BaseRequest) -> web.StreamResponse:
+        response = aiohttp_private.DeferredHeadResponse(status=200)
+        await response.prepare(request)
+        response.send_head()
+        await response.write_eof(b"hi")
+        return response
+
+    server = web.Server(hello)
+    loop, kwargs = aiohttp_private.handler_arguments(server)
+    assert loop is asyncio.get_running_loop() and isinstance(kwargs, dict)
+    handler = server()
+    assert aiohttp_private.request_count(handler) == 0
+    assert not aiohttp_private.request_in_progress(handler)
+    assert not aiohttp_private.requests_pending(handler)
+    assert aiohttp_private.handler_loop(handler) is loop
+    runner = web.ServerRunner(server)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        (url,) = aiohttp_private.listening_urls(site)
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0")
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            assert response.status == 200 and await response.read() == b"hi"
+            assert "Server" not in response.headers and "Content-Type" not in response.headers
+    finally:
+        await runner.cleanup()
