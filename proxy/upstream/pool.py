@@ -5,7 +5,7 @@ and a response object, merges default headers, cookies and SSL options,
 re-arms a timer on every read, and writes a request's head and body apart.
 A proxy needs none of that, and on small responses that work was most of its
 time. Here a request is one write of its head, llhttp (through httptools)
-parses the response as it arrives (`client_proto`), and the body is handed
+parses the response as it arrives (`response`), and the body is handed
 over in the chunks the socket gave:
 
     pool = ConnectionPool(settings)
@@ -13,7 +13,7 @@ over in the chunks the socket gave:
     while chunk := await response.read(): ...
     response.release()  # read to its end: the connection goes back to the pool
 
-Failures raise `client_errors.UpstreamFailure`s.
+Failures raise `errors.UpstreamFailure`s.
 """
 
 from __future__ import annotations
@@ -78,6 +78,14 @@ class ConnectionPool:
                 raise
             return response
 
+    # Slots. A slot is a place under `max_connections`: an open connection
+    # (`_all`) or one being dialled (`_opening`). A slot that comes free goes at
+    # once, by `_grant`, to the first waiter, counted in `_opening` before that
+    # waiter runs, so no newcomer can take it and no waiter is woken for nothing.
+    # The waiter then owns it: it dials, and if the dial fails or is cancelled,
+    # `_open` frees it again, for the next waiter. Every path that frees a slot
+    # (a dial that failed, a connection lost or dropped) calls `_grant`.
+
     async def _acquire(self, key: tuple[str, int]) -> tuple[Connection, bool]:
         """A connection to `key`, and whether it was reused.
 
@@ -85,36 +93,36 @@ class ConnectionPool:
         one queues behind them, and a released connection goes straight to
         the first waiter for its target, so no request waits twice.
         """
+        if self._closed:
+            raise Disconnected("the pool was closed")
         connection = self._take_idle(key)
         if connection is not None:
             return connection, True
         if not self._waiters and self._room_for(key):
+            self._opening += 1
             return await self._open(key), False
-        settings = self.settings
-        deadline = self.loop.time() + settings.connect_timeout + settings.read_timeout
-        first = False
-        while True:
-            handed = await self._wait(key, deadline, first)
-            if handed is not None:
-                return handed, True
-            connection = self._take_idle(key)
-            if connection is not None:
-                return connection, True
-            if self._room_for(key):
-                return await self._open(key), False
-            first = True  # woken for a slot another request took: keep the place at the front
+        handed = await self._wait(key)
+        if handed is not None:
+            return handed, True
+        return await self._open(key), False  # in the slot `_grant` gave this request
 
     def _take_idle(self, key: tuple[str, int]) -> Connection | None:
         idle = self._idle.get(key)
+        connection = None
         while idle:
-            connection = idle.pop()
-            if connection.usable(self.loop.time() - self.settings.idle_timeout):
-                return connection
-            self._drop(connection)
-        return None
+            candidate = idle.pop()
+            if candidate.usable(self.loop.time() - self.settings.idle_timeout):
+                connection = candidate
+                break
+            self._drop(candidate)
+        self._grant()  # dropped ones free slots
+        return connection
 
     def _room_for(self, key: tuple[str, int]) -> bool:
-        """Whether a connection to `key` may be opened, closing an idle one to another target if need be."""
+        """Whether a connection to `key` may be opened, closing an idle one to another target if need be.
+
+        The slot so freed is the caller's: it takes it before anything else runs.
+        """
         if self.open_connections < self.settings.max_connections:
             return True
         for other, idle in self._idle.items():
@@ -124,22 +132,18 @@ class ConnectionPool:
         return False
 
     def _drop(self, connection: Connection) -> None:
-        """Close `connection` and free its slot now (not when the close completes)."""
+        """Close `connection` and free its slot now (not when the close completes): the caller takes or grants it."""
         self._forget(connection)
         connection.close()
 
-    async def _wait(self, key: tuple[str, int], deadline: float, first: bool) -> Connection | None:
-        """Queue for a connection to `key`: one handed over, or None when a slot came free."""
-        timeout = deadline - self.loop.time()
-        if timeout <= 0:
-            raise PoolTimeout(f"all {self.settings.max_connections} connections stayed busy")
+    async def _wait(self, key: tuple[str, int]) -> Connection | None:
+        """Queue for a connection to `key`: one handed over, or None for a slot to dial in."""
+        settings = self.settings
         waiter: asyncio.Future[Connection | None] = self.loop.create_future()
         entry = (key, waiter)
-        if first:
-            self._waiters.appendleft(entry)
-        else:
-            self._waiters.append(entry)
-        expiry = self.loop.call_later(timeout, _expire, waiter, self.settings.max_connections)
+        self._waiters.append(entry)
+        expiry = self.loop.call_later(settings.connect_timeout + settings.read_timeout,
+                                      _expire, waiter, settings.max_connections)
         try:
             return await waiter
         except BaseException:
@@ -151,38 +155,43 @@ class ConnectionPool:
                 if handed is not None:
                     self.release(handed)
                 else:
-                    self._wake()
+                    self._opening -= 1
+                    self._grant()
             raise
         finally:
             expiry.cancel()
 
-    def _wake(self) -> None:
-        """A slot came free: the first waiter may open a connection."""
+    def _grant(self) -> None:
+        """Give each free slot to the first waiter still waiting, to dial in (see Slots above)."""
         waiters = self._waiters
-        while waiters:
+        while waiters and self.open_connections < self.settings.max_connections:
             _, waiter = waiters.popleft()
-            if not waiter.done():
+            if not waiter.done():  # else it timed out or was cancelled
+                self._opening += 1
                 waiter.set_result(None)
-                return
 
     async def _open(self, key: tuple[str, int]) -> Connection:
-        self._opening += 1
+        """A new connection to `key`, in a slot the caller has counted in `_opening`."""
+        connection: Connection | None = None
         try:
+            if self._closed:
+                raise Disconnected("the pool was closed")
             async with asyncio.timeout(self.settings.connect_timeout):
                 _, connection = await self.loop.create_connection(lambda: Connection(self), *key)
+            if self._closed or connection.transport is None:
+                connection.close()  # the pool closed, or the upstream hung up, while it was being made
+                connection = None
+                raise Disconnected("the pool was closed" if self._closed else "the connection closed as it opened")
         except TimeoutError:
             raise ConnectTimeout(f"no connection to {key[0]}:{key[1]} within "
                                  f"{self.settings.connect_timeout:g}s") from None
         except OSError as exc:
             raise ConnectFailed(exc) from exc
-        except BaseException:
-            self._wake()  # a failed dial frees its slot
-            raise
         finally:
+            # Failed, timed out or cancelled: the slot is free again, for the next waiter.
             self._opening -= 1
-        if self._closed:
-            connection.close()
-            raise Disconnected("the pool was closed")
+            if connection is None:
+                self._grant()
         connection.key = key
         self._all.add(connection)
         return connection
@@ -203,7 +212,7 @@ class ConnectionPool:
                     waiter.set_result(connection)
                     return
             self._drop(connection)  # the waiters want other targets: make room for them
-            self._wake()
+            self._grant()
             return
         connection.idle_since = self.loop.time()
         self._idle.setdefault(connection.key, []).append(connection)
@@ -213,7 +222,7 @@ class ConnectionPool:
     def lost(self, connection: Connection) -> None:
         """A connection closed: forget it, and let a waiter open another."""
         if self._forget(connection):
-            self._wake()
+            self._grant()
 
     def _forget(self, connection: Connection) -> bool:
         if connection not in self._all:
@@ -230,11 +239,12 @@ class ConnectionPool:
         for idle in self._idle.values():
             for connection in [c for c in idle if c.idle_since <= oldest_kept]:
                 self._drop(connection)
-                self._wake()
+        self._grant()
         if any(self._idle.values()) and not self._closed:
             self._sweep = self.loop.call_later(self.settings.idle_timeout / 2, self._close_idle)
 
     async def close(self) -> None:
+        """Close every connection and fail every waiter; requests after this fail with Disconnected."""
         self._closed = True
         if self._sweep is not None:
             self._sweep.cancel()

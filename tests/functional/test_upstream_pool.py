@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 
 from tests.conftest import config_yaml, raw_exchange, read_request_head
@@ -151,3 +152,83 @@ async def test_an_upstream_stalling_mid_body_is_cut_at_read_timeout(raw_server, 
     assert 0.4 <= loop.time() - started < 3
     assert await tally.wait_until(lambda t: t.open == 0, 3)
     assert "http_response_timeout" in proxy.log()
+
+
+@pytest.mark.slow
+async def test_requests_succeed_again_soon_after_the_upstream_restarts_under_load(start_proxy):
+    """20 clients keep a pool of 4 busy; the upstream is killed and is back on the same port a second
+    later: requests succeed again at once, not only once the load stops. While it is down, each
+    request is refused at once (502), none waits out connect_timeout + read_timeout (504)."""
+    writers: set[asyncio.StreamWriter] = set()
+
+    async def serve(reader, writer):
+        writers.add(writer)
+        try:
+            while True:
+                await read_request_head(reader)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writers.discard(writer)
+            writer.close()
+
+    async def kill(server: asyncio.AbstractServer) -> None:
+        server.close()
+        for writer in list(writers):
+            writer.transport.abort()  # as the kernel does for a killed process
+        await server.wait_closed()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    proxy = await start_proxy(config_yaml(f"http://127.0.0.1:{port}", upstream="""
+        max_connections: 4
+        connect_timeout: 1s
+        read_timeout: 2s
+    """))
+    loop = asyncio.get_running_loop()
+    outcomes: list[tuple[float, float, int]] = []  # (started, ended, status); 0: no answer
+    running = True
+
+    async def client(session: aiohttp.ClientSession) -> None:
+        while running:
+            started = loop.time()
+            try:
+                async with session.get(f"{proxy.url}/load") as response:
+                    await response.read()
+                    status = response.status
+            except aiohttp.ClientError:
+                status = 0
+            outcomes.append((started, loop.time(), status))
+            await asyncio.sleep(0.01)
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session:
+        clients = [asyncio.ensure_future(client(session)) for _ in range(20)]
+        try:
+            await asyncio.sleep(0.5)
+            await kill(server)
+            killed = loop.time()
+            await asyncio.sleep(1.0)
+            server = await asyncio.start_server(serve, "127.0.0.1", port)
+            restarted = loop.time()
+            await asyncio.sleep(2.0)
+        finally:
+            running = False
+            await asyncio.gather(*clients)
+            await kill(server)
+
+    first_ok = min((end for _, end, status in outcomes if status == 200 and end > restarted), default=None)
+    statuses = sorted({status for _, _, status in outcomes})
+    slowest_while_down = max(end - started for started, end, _ in outcomes if killed <= started < restarted)
+    timeline = (f"killed +0.000s, restarted +{restarted - killed:.3f}s, first 200 after the restart "
+                f"{'never' if first_ok is None else f'+{first_ok - killed:.3f}s'}; slowest answer while down "
+                f"{slowest_while_down:.3f}s; statuses {statuses}; {len(outcomes)} requests, "
+                f"{sum(1 for *_, status in outcomes if status == 200)} answered 200")
+    print(timeline)
+    assert any(status == 200 and end < killed for _, end, status in outcomes), timeline
+    assert slowest_while_down < 1.5, timeline  # a waiter may wait 3 s (connect + read timeout)
+    assert first_ok is not None and first_ok - restarted < 1.0, timeline
+    assert all(status == 200 for started, _, status in outcomes if started > restarted + 0.5), timeline
+    assert 504 not in statuses, timeline
+    assert "stayed busy" not in proxy.log()
