@@ -24,30 +24,21 @@ too and says more:
 >>> unsafe_reason("Please update your profile and select a plan") is None
 True
 
-English must pass. SQL is known by its structure, never by a lone keyword:
-`SELECT` with `*`, a qualified or quoted column, or a clause after the table
-(`WHERE col =`, `JOIN`, `ORDER BY`); `INSERT INTO t (a, ...`; `UPDATE t SET
-c =`; `DELETE FROM t WHERE c =`. Statement keywords are all upper or all
-lower case, as SQL is written and prose is not. A path counts under a server
-root or with a source or binary file extension, never inside a URL
-(`https://host/var/x`): a path starts a token.
-
-Bodies up to 64 KiB are scanned on the request path, so every pattern starts
-with a literal, which `re` finds with a fast substring search, and checks a
-word boundary by looking behind it afterwards. A repeated group ends in a
-literal its body cannot match, or is possessive, so a text splits into its
-repetitions one way only; gaps of free text are bounded. A search is linear
-in the text: a hostile body cannot make it backtrack catastrophically.
-
-Text is often a JSON document that failed to parse or was quoted into HTML, so
-patterns also accept JSON escapes where a line would start (`\n\tat com.x...`),
-`\"` around Python file names and `\/` in paths.
+The patterns, and why no text makes them backtrack or read far ahead again
+and again, are in `leaks`. A search is linear in the text with a small
+constant (the slowest of a few hundred hostile 64 KiB bodies takes about
+10 ms, tests/unit/test_scrub.py): each pattern is one pass, the .NET exception
+line and its frame are found in a pass each and joined (`_ExceptionThenFrame`),
+and a long text asked about twice is scanned once. No scan is cut short for
+time, so none has to fail closed for it; JSON past its bounds does.
 """
 
 from __future__ import annotations
 
 import functools
 import re
+
+from . import leaks
 
 # Deeper or larger JSON is reported rather than scanned in part: a filter that
 # gives up must fail closed.
@@ -57,192 +48,59 @@ TOO_DEEP = "json nested too deeply"
 TOO_LARGE = "json too large"
 
 
-def _word(literal: str) -> str:
-    """`literal` where a word starts: after a non-word character, or a JSON escape like \\n."""
-    width = len(literal)
-    return rf"{re.escape(literal)}(?:(?<!\w.{{{width}}})|(?<=\\[nrt].{{{width}}}))"
+class _ExceptionThenFrame:
+    r""".NET's `System.XException: message` followed by a frame (`at X`): on the same line within
+    leaks.WINDOW characters, or after a line break and a short run of blanks.
+
+    Searching for the frame from each exception line would read the same text once for each of
+    them; instead the next frame and the next line break are found once and kept until an
+    exception line passes them, so the text is read about twice in all.
+
+    >>> check = _ExceptionThenFrame(leaks.EXCEPTION_LINES[0])
+    >>> bool(check.search("System.InvalidOperationException: Boom\r\n   at Run()"))
+    True
+    >>> bool(check.search("System.InvalidOperationException: Boom\nWe looked at it"))
+    False
+    """
+
+    _frames = re.compile(leaks.FRAME_AT)
+    _blanks = re.compile(leaks.BLANK_RUN)
+    _breaks = re.compile(r"[\r\n]")
+
+    def __init__(self, exception_line: str) -> None:
+        self.pattern = exception_line  # necessary for a match: the one-pass filter of short texts uses it
+        self._lines = re.compile(exception_line)
+
+    def search(self, text: str) -> bool:
+        frame = line_break = -1
+        for line in self._lines.finditer(text):
+            start = line.end()
+            if frame < start:
+                found = self._frames.search(text, start)
+                if found is None:
+                    return False
+                frame = found.start()
+            if frame - start > leaks.WINDOW:
+                continue
+            if line_break < start:
+                found = self._breaks.search(text, start)
+                line_break = len(text) if found is None else found.start()
+            # Past a line break, only a short run of blanks may come before the frame.
+            if line_break >= frame or self._blanks.fullmatch(text, line_break, frame):
+                return True
+        return False
 
 
-def _sql(keyword: str, rest: str) -> tuple[str, str]:
-    """A statement starting with `keyword` in upper or lower case; the rest in any case."""
-    return tuple(f"{_word(spelling)}(?i:{rest})" for spelling in (keyword, keyword.lower()))
-
-
-_PYTHON = (
-    r"Traceback \(most recent call last\)",
-    # A frame is followed by ", in function"; "File \"orders.csv\", line 3" alone is a CSV error.
-    _word("File ") + r'\\?"[^"\n]{1,500}\\?", line \d+, in ',
-    _word("File ") + r'\\?"[^"\n]{0,500}\.py\\?", line \d+',
-)
-_JAVA = (
-    # The optional prefixes are a module (java.base/) or a class loader (app//).
-    _word("at ") + r"(?:[\w$.@-]{0,100}+/){0,2}(?:[\w$]++\.)++[\w$<>]++"
-    r"\((?:[\w$ -]{1,200}\.(?:java|kt|kts|scala|groovy|clj)(?::\d+)?|Native Method|Unknown Source)\)",
-    r'Exception in thread "[^"\n]{1,200}"',
-    *(_word(label) + r"(?:[a-z][\w$]{0,100}+\.){1,20}+[A-Z]" for label in ("Caused by: ", "Suppressed: ")),
-    # Only on a line of its own, indented: "... 3 more" also ends sentences.
-    r"\.\.\. (?:(?<=\t\.\.\. )|(?<=\\t\.\.\. )|(?<=    \.\.\. ))\d+ (?:more|common frames omitted)\b",
-)
-_DOTNET = (
-    r":line (?:(?<=\.[cvf]s:line )|(?<=\.cshtml:line )|(?<=\.razor:line ))\d",
-    r"--- End of (?:inner exception )?stack trace",
-    *(
-        rf"{namespace}\.(?:\w++\.){{0,10}}+\w*+(?<=Exception):[^\r\n]{{0,1000}}?(?:\s|\\[rn]){{1,20}}at\s"
-        for namespace in ("System", "Microsoft")
-    ),
-    # A frame without file info: no space before the parenthesis (a Node
-    # frame has one) and a namespace that starts with a letter (not a date).
-    _word("at ") + r"[A-Za-z_][\w`$<>]*+\.(?:[\w`$<>]++\.)++[\w`$<>]++(?:\[[\w, `]{0,200}+\])?\([^()\n]{0,500}+\)",
-)
-_PHP = (
-    r"Stack trace:(?:\s|\\[rn]|<br\s?/?>){0,8}#0 ",
-    r"#\d{1,4} (?:\S{1,400}\.php\(\d+\): |\{main\}|\[internal function\]: )",
-    _word("PHP ") + r"(?:Fatal error|Parse error|Warning|Notice|Deprecated|Stack trace):",
-    r"Fatal error(?:</b>)?: {1,2}Uncaught\b",
-    # Also as display_errors writes it: in <b>/x.php</b> on line <b>12</b>.
-    _word("in ") + r"(?:<b>)?[^\s<>]{1,400}\.php(?:</b>)?(?: on line (?:<b>)?\d|:\d)",
-)
-# Where a Node frame points: a path, a node: or webpack: URL, or a script file.
-_NODE_LOCATION = (
-    r"(?:(?:node:|file:|webpack:|/|\.{1,2}/|[A-Za-z]:\\)[^()\s]{0,400}"
-    r"|[\w.@/-]{1,400}\.(?:[cm]?[jt]s|[jt]sx)):\d+:\d+"
-)
-_NODE = (
-    _word("at ") + rf"(?:async )?(?:new )?[^\s()]{{1,300}}+ \((?:{_NODE_LOCATION}|native|<anonymous>|index \d+)\)",
-    _word("at ") + rf"(?:async )?{_NODE_LOCATION}",
-    _word("at ") + r"(?:Object\.<anonymous>|process\.processTicksAndRejections|Module\._compile)",
-    r"node:internal/",
-)
-_GO = (
-    _word("goroutine ") + r"\d+ \[[^\]\n]{1,100}\]:",
-    # "Don't panic: ..." is prose; Go writes panic: at the start of a line.
-    r"panic: (?:(?<![^\n]panic: )|(?<=\\npanic: ))",
-    r"panic: runtime error\b",
-    r"\.go:\d+ \+0x[0-9a-f]+",
-    r"\[signal SIG[A-Z]+: ",
-    r"fatal error: (?:all goroutines are asleep|concurrent map|runtime: |out of memory|stack overflow)",
-)
-_RUBY = (
-    r"\.(?:rb|erb|rake|ru|haml|slim):\d+:in [`']",
-    # Binstubs (bin/rails:4) have no extension.
-    _word("from ") + r"[^\s:]{1,400}+:\d+:in [`']",
-)
-_RUST = (
-    _word("thread '") + r"[^'\n]{1,200}' panicked at ",
-    r"RUST_BACKTRACE=",
-)
-
-# Identifiers as SQL writes them: plain, "quoted", `quoted` or [quoted].
-_IDENT = r'(?>[A-Za-z_][\w$]{0,127}|"[^"\n]{1,128}"|`[^`\n]{1,128}`|\[[^\]\n]{1,128}\])'
-_NAME = rf"{_IDENT}(?:\.{_IDENT}){{0,3}}"
-_ALIAS = rf"(?:\s+(?:AS\s+)?{_IDENT})?"
-_CALL = r"\w{1,64}+\([^()\n]{0,200}+\)"
-_ITEM = rf"(?:\*|{_NAME}(?:\.\*)?|{_CALL})(?:\s+AS\s+{_IDENT})?"
-_STRONG_ITEM = rf'(?:\*|{_IDENT}\.(?:\*|{_NAME})|(?=["`\[]){_NAME}|{_CALL})(?:\s+AS\s+{_IDENT})?'
-_MORE_ITEMS = rf"(?:\s*,\s*{_ITEM}){{0,500}}"
-_WHERE = (
-    rf"WHERE\s+(?:\(\s*)?{_NAME}\s*"
-    r"(?:=|<>|!=|<=|>=|<|>|IN\s*\(|LIKE\b|IS\s+(?:NOT\s+)?NULL\b|BETWEEN\b)"
-)
-_CLAUSE = (
-    rf"(?:{_WHERE}|(?:(?:INNER|CROSS|(?:LEFT|RIGHT|FULL)(?:\s+OUTER)?)\s+)?JOIN\s+{_NAME}"
-    rf"|(?:ORDER|GROUP)\s+BY\s+{_NAME}|LIMIT\s+\d)"
-)
-_SQL = (
-    r"SQLSTATE",
-    # PostgreSQL
-    r"violates (?:unique|foreign key|not-null|check|exclusion) constraint",
-    r"duplicate key value",
-    r"syntax error at (?:or near|end of input)",
-    r'relation "[^"\n]{1,128}" does not exist',
-    r'column "[^"\n]{1,128}"(?: of relation "[^"\n]{1,128}")? does not exist',
-    r'null value in column "',
-    # MySQL
-    r"You have an error in your SQL syntax",
-    r"Duplicate entry '[^'\n]{0,300}' for key",
-    r"Unknown column '[^'\n]{1,200}' in '",
-    _word("Table '") + r"[\w$.`]{1,200}' doesn't exist",
-    _word("ER_") + r"[A-Z][A-Z_]+\b",
-    # Oracle, SQLite, SQL Server
-    r"ORA-\d{5}\b",
-    r"SQLITE_[A-Z]",
-    r"UNIQUE constraint failed: ",
-    r"no such (?:table|column): ",
-    r"Violation of (?:PRIMARY|UNIQUE) KEY constraint",
-    r"Cannot insert (?:duplicate key|the value NULL)",
-    r"Invalid object name '",
-    _word("Msg ") + r"\d+, Level \d+, State \d+",
-    # Drivers and ORMs, by the names of their modules and errors.
-    r"SQL\w{0,60}Exception\b",
-    r"Sql\w{0,60}Exception\b",
-    r"IntegrityError\b",
-    r"OperationalError\b",
-    r"ProgrammingError\b",
-    *(
-        re.escape(name)
-        for name in (
-            "psycopg", "asyncpg.", "sqlite3.", "sqlalchemy.", "django.db.", "pymysql.", "MySQLdb.",
-            "org.hibernate.", "org.postgresql.", "com.mysql.", "org.springframework.jdbc.",
-            ".Data.SqlClient", "Npgsql", "PG::", "Mysql2::", "SQLite3::", "ActiveRecord::StatementInvalid",
-            "ActiveRecord::RecordNotUnique", "QueryException", "Doctrine\\DBAL", "Doctrine\\\\DBAL",
-        )
-    ),
-    r"Sequelize\w{0,40}Error\b",
-    # Statements. A column list no sentence has starts with *, t.*, t.col, "col" or f(...).
-    *_sql("SELECT", rf"\s+(?:DISTINCT\s+|TOP\s*\(?\d+\)?\s+)?{_STRONG_ITEM}{_MORE_ITEMS}\s+FROM\s+{_NAME}"),
-    # Any column list, when a clause follows the table.
-    *_sql("SELECT", rf"\s+(?:DISTINCT\s+)?{_ITEM}{_MORE_ITEMS}\s+FROM\s+{_NAME}{_ALIAS}\s+{_CLAUSE}"),
-    *_sql(
-        "INSERT",
-        rf"\s+(?:IGNORE\s+)?INTO\s+{_NAME}\s*(?:\(\s*{_IDENT}\s*(?:,|\)\s*(?:VALUES|SELECT|OUTPUT)\b)"
-        rf"|VALUES\s*\(|SELECT\s|DEFAULT\s+VALUES\b|SET\s+{_IDENT}\s*=)",
-    ),
-    *_sql("UPDATE", rf"\s+(?:ONLY\s+)?{_NAME}{_ALIAS}\s+SET\s+{_NAME}\s*="),
-    *_sql("DELETE", rf"\s+FROM\s+{_NAME}{_ALIAS}\s+{_WHERE}"),
-)
-
-# Where servers keep code, data and configuration; /Users/ is macOS's /home/.
-_ROOTS = r"(?:home|var|usr|opt|srv|etc|app|tmp|root|go/src|mnt|proc|private|Users)"
-_SOURCE = (
-    r"(?:py|pyc|pyx|java|kt|scala|groovy|js|mjs|cjs|ts|tsx|jsx|php|phtml|rb|erb|go|cs|vb|fs"
-    r"|dll|exe|so|dylib|jar|war|class|pl|pm|rs|ex|exs|erl|swift)"
-)
-# After a word, a dot or a slash, a slash is inside a URL (https://host/var/x),
-# a file name or a longer path: a path starts a token.
-_STARTS = r"(?<![\w.~/:@%+\\-]/)"
-_PATH = (
-    rf"/{_STARTS}{_ROOTS}/[\w.@+~$-]",
-    rf"\\/(?<![\w.~/:@%+\\-]\\/){_ROOTS}\\/[\w.@+~$-]",
-    rf"/{_STARTS}[\w.@+~$-]{{1,255}}(?:/[\w.@+~$-]{{1,255}}){{0,64}}\.{_SOURCE}\b",
-    # C:\ and C:/, the drive letter alone: "a:" and "http:" are not drives. In
-    # JSON-escaped text "A:\nB" is a line break, so \n, \r or \t after the drive
-    # needs a second backslash further on (C:\temp\x).
-    r":(?<=[A-Za-z]:)(?<![\w\\/.:-].:)"
-    r"(?:\\{2}[\w$.~-]|\\(?![nrt])[\w$.~-]|\\[nrt][\w$.~-]{0,128}+\\|/[\w$.~ -]{1,128}/)",
-    r"\\\\(?<![\w\\]\\\\)(?:\\\\)?[\w$.-]{1,255}\\{1,2}[\w$]",
-    r"file://(?:/|[A-Za-z]:)",
-)
-
+_JOINED = {".net stack trace": tuple(map(_ExceptionThenFrame, leaks.EXCEPTION_LINES))}
 _CHECKS = tuple(
-    (reason, re.compile(pattern, re.MULTILINE))
-    for reason, patterns in (
-        ("python traceback", _PYTHON),
-        ("java stack trace", _JAVA),
-        (".net stack trace", _DOTNET),
-        ("php stack trace", _PHP),
-        ("node.js stack trace", _NODE),
-        ("go panic", _GO),
-        ("ruby backtrace", _RUBY),
-        ("rust panic", _RUST),
-        ("sql", _SQL),
-        ("filesystem path", _PATH),
-    )
-    for pattern in patterns
+    (reason, check)
+    for reason, patterns in leaks.PATTERNS
+    for check in (*(re.compile(pattern, re.MULTILINE) for pattern in patterns), *_JOINED.get(reason, ()))
 )
 # For a short string one search of every pattern at once costs less than a
 # search for each; on long texts separate patterns win, as each finds its
 # leading literal with a fast substring search.
-_ANY = re.compile("|".join(f"(?:{pattern.pattern})" for _, pattern in _CHECKS), re.MULTILINE)
+_ANY = re.compile("|".join(f"(?:{check.pattern})" for _, check in _CHECKS), re.MULTILINE)
 _SHORT = 256
 
 
@@ -256,14 +114,21 @@ def unsafe_reason(text: str) -> str | None:
     """
     if len(text) <= _SHORT:
         return _short_reason(text)
-    return _reason(text)
+    return _long_reason(text)
 
 
 def _reason(text: str) -> str | None:
-    for reason, pattern in _CHECKS:
-        if pattern.search(text):
+    for reason, check in _CHECKS:
+        if check.search(text):
             return reason
     return None
+
+
+@functools.lru_cache(maxsize=1)
+def _long_reason(text: str) -> str | None:
+    # An HTML or XML body is asked about twice, for the log and before its title becomes the
+    # detail: the second answer is kept from the first (hashing the text costs microseconds).
+    return _reason(text)
 
 
 @functools.lru_cache(maxsize=4096)

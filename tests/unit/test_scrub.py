@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import random
+import time
+
 import pytest
 
+from proxy.core.rewrite import UpstreamReply, normalize, parse
+from proxy.core.settings import ErrorPolicy
 from proxy.core.scrub import MAX_DEPTH, MAX_VALUES, TOO_DEEP, TOO_LARGE, find_unsafe_in_json, is_safe, unsafe_reason
 
 
@@ -480,3 +485,145 @@ def test_json_with_too_many_values_fails_closed() -> None:
     assert find_unsafe_in_json(["ok"] * (MAX_VALUES - 1)) is None
     assert find_unsafe_in_json(["ok"] * MAX_VALUES) == TOO_LARGE
 
+
+
+# --- Time: a hostile body is scanned in bounded time ----------------------------------------------
+
+BODY = 64 * 1024  # max_error_body's default
+BUDGET = 0.050  # seconds for one body: the event loop waits while a body is scanned
+
+# Pieces of every shape scrub knows: the literals its patterns start with and what follows them.
+FRAGMENTS = {
+    "python": ["Traceback (most recent call last)", 'File "', 'File \\"', "a.py", '", line 1', '", line 1, in ', "\n"],
+    "java": ["at ", "\tat ", "a.", "$", "/", "(", "a.java", ":1", ")", "Native Method", 'Exception in thread "',
+             "Caused by: ", "A", "\t... ", "1 more", "@", "-"],
+    "dotnet": [":line ", ".cs:line ", "System.", "Microsoft.", "a.", "AException", "Exception:", " ", "\n", "\\n",
+               "at ", "   at ", "a`", "<", ">", "[", ",", "]", "(", ")", "--- End of "],
+    "php": ["Stack trace:", "<br>", "<br />", "#0 ", "#1 ", "a.php(", "1): ", "{main}", "PHP ", "Fatal error", "in ",
+            "<b>", "</b>", ".php", " on line ", ":1", " "],
+    "node": ["at ", "async ", "new ", "a ", "(", "node:", "file:", "webpack:", "/", "./", "../", "C:\\", "a.js",
+             ":1", ":1:1", ")", "native", "<anonymous>", "index 1", "Object.<anonymous>", "@"],
+    "go": ["goroutine ", "1 ", "[", "running", "]:", "panic: ", "\npanic: ", "\\npanic: ", ".go:1 +0x", "a",
+           "[signal SIG", "A", "fatal error: "],
+    "ruby": [".rb:1:in ", "`", "'", "from ", "a", "/", ":1", ":1:in "],
+    "rust": ["thread '", "a", "' panicked at ", "'"],
+    "sql": ["SELECT ", "select ", "DISTINCT ", "TOP (1) ", "*", "a", "a.", '"a"', "`a`", "[a]", "f(", ")", ",", ", ",
+            " AS ", " FROM ", " from ", " WHERE ", "a = ", " JOIN ", "(", "INSERT ", "INTO ", "UPDATE ", " SET ",
+            "DELETE ", "ORDER BY ", "LIMIT ", "Duplicate entry '", "Table '", "ER_A", "Msg 1, Level 1, State ",
+            "SQL", "Sql", "Exception", 'relation "', 'column "', " ", "\n"],
+    "path": ["/", "/$", "$", "\\", "\\\\", "\\/", "a", ".", ".py", ":", "C:", "C:\\", "C:/", "\\n", "\\t", "var",
+             "/var", "/var/", "file://", "-", "~", "@", "+", " "],
+}
+# Shapes that once took hundreds of milliseconds: each attempt read far ahead, from every one of
+# thousands of starts.
+KNOWN_SLOW = [
+    "System.Exception:", "System.Exception:" + " " * 20, "System.AException: \\r \\n ", "Microsoft.AException:",
+    "/$", "/" + "a." * 127 + "$", "   at ", "\\",
+]
+
+
+def repeat(piece: str, size: int = BODY) -> str:
+    return (piece * (size // len(piece) + 1))[:size]
+
+
+def hostile_bodies(rng: random.Random) -> list[str]:
+    """A few hundred 64 KiB texts built to make a pattern read far or backtrack."""
+    bodies = [repeat(piece) for piece in KNOWN_SLOW]
+    every = sorted({piece for pieces in FRAGMENTS.values() for piece in pieces})
+    bodies += [repeat(piece) for piece in every]
+    # Each unsafe sample cut short, repeated: partial matches of the pattern that finds it.
+    samples = [text for text, _ in (param.values for param in UNSAFE)]
+    for sample in rng.sample(samples, 40):
+        bodies.append(repeat(sample[: rng.randrange(3, len(sample))]))
+    for pieces in FRAGMENTS.values():
+        bodies += [repeat("".join(rng.choices(pieces, k=rng.randint(2, 6)))) for _ in range(8)]
+        bodies.append(repeat("".join(rng.choices(pieces, k=4000))))
+        alphabet = sorted(set("".join(pieces)))
+        bodies.append("".join(rng.choices(alphabet, k=BODY)))
+    return bodies
+
+
+def scan_seconds(text: str, runs: int = 1) -> float:
+    best = float("inf")
+    for run in range(runs):
+        # A different last character each run: scrub keeps the verdict on the last long text.
+        variant = text[:-1] + "\x00\x01\x02\x03\x04"[run % 5]
+        start = time.perf_counter()
+        unsafe_reason(variant)
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def slowest(bodies: list[str], keep: int = 5) -> list[tuple[float, str]]:
+    """The slowest bodies, each timed again as the best of three: a busy machine only adds time."""
+    first = sorted(((scan_seconds(body), body) for body in bodies), key=lambda pair: pair[0], reverse=True)
+    return sorted(((scan_seconds(body, 3), body) for _, body in first[:keep]), key=lambda pair: pair[0], reverse=True)
+
+
+@pytest.fixture(scope="module")
+def worst_bodies() -> list[tuple[float, str]]:
+    return slowest(hostile_bodies(random.Random(6901)))
+
+
+def test_hostile_bodies_are_scanned_within_budget(worst_bodies) -> None:
+    seconds, body = worst_bodies[0]
+    assert seconds < BUDGET, f"{seconds * 1000:.0f} ms for {body[:60]!r}..."
+
+
+def test_scan_time_grows_linearly(worst_bodies) -> None:
+    # 16 times the text in 16 times the time, 64 with room for a busy machine: a quadratic scan takes 256.
+    for _, body in worst_bodies[:3]:
+        small, large = scan_seconds(body, 3), scan_seconds(repeat(body, 16 * BODY), 2)
+        assert large < 64 * max(small, 0.002), f"{small * 1000:.1f} ms, then {large * 1000:.1f} ms: {body[:60]!r}"
+        assert large < 16 * BUDGET
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        pytest.param(lambda run: [f"{run}{index:x}" for index in range(12_000)], id="many-short-strings"),
+        pytest.param(lambda run: [repeat("\tat a.", 300) + f"{run}{index:03}" for index in range(200)], id="long-strings"),
+        pytest.param(lambda run: {f"System.Exception:{run}{index}": repeat("/$", 250) for index in range(200)},
+                     id="keys-and-values"),
+        pytest.param(lambda run: {"detail": repeat(KNOWN_SLOW[1], BODY - 20) + str(run)}, id="one-long-string"),
+    ],
+)
+def test_hostile_json_is_scanned_within_budget(build) -> None:
+    best = float("inf")
+    for run in range(3):
+        value = build(run)  # new strings each run: a verdict kept from the last run would cost nothing
+        start = time.perf_counter()
+        find_unsafe_in_json(value)
+        best = min(best, time.perf_counter() - start)
+    assert best < BUDGET
+
+
+@pytest.mark.parametrize("media_type", ["text/html", "application/xml"])
+def test_hostile_html_and_xml_bodies_are_rewritten_within_budget(media_type: str) -> None:
+    # The body is read for the log and for the detail: once, not twice.
+    best = float("inf")
+    for run in range(3):
+        text = f"<html><head><title>Conflict {run}</title></head><body>{repeat(KNOWN_SLOW[1])}</body></html>"
+        reply = UpstreamReply(500, {"Content-Type": f"{media_type}; charset=utf-8"}, text.encode())
+        start = time.perf_counter()
+        problem = normalize(ErrorPolicy(), reply, parse(reply, reply.body), None, instance="/x", request_id="r")
+        best = min(best, time.perf_counter() - start)
+    assert problem.status == 500
+    assert best < BUDGET
+
+
+def test_html_body_is_scanned_once() -> None:
+    # normalize reads an HTML body for the log, then before taking its title as the detail:
+    # the second reading is answered from the first, so the rewrite costs one scan, not two.
+    page = "<html><head><title>Conflict</title></head><body>{}</body></html>"
+    scan = rewrite = float("inf")
+    for run in range(5):
+        text = page.format(repeat("at ") + f" {run}")
+        start = time.perf_counter()
+        unsafe_reason(text)
+        scan = min(scan, time.perf_counter() - start)
+        reply = UpstreamReply(500, {"Content-Type": "text/html"}, page.format(repeat("at ") + f" {run}.").encode())
+        start = time.perf_counter()
+        normalize(ErrorPolicy(), reply, parse(reply, reply.body), None, instance="/x", request_id="r")
+        rewrite = min(rewrite, time.perf_counter() - start)
+    assert rewrite < 1.5 * scan, f"scan {scan * 1000:.1f} ms, rewrite {rewrite * 1000:.1f} ms"
