@@ -93,17 +93,12 @@ def _brotli(raw: bytes, cap: int) -> bytes | None:
 
 
 def parse(reply: UpstreamReply, body: bytes | None) -> Parsed:
+    from .charset import decode
+
     if body is None:
         return Parsed("", MISSING)
-    charset = "utf-8"
-    for param in reply.headers.get("Content-Type", "").split(";")[1:]:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            charset = value.strip().strip('"') or "utf-8"
-    try:
-        text = body.decode(charset, errors="replace")
-    except LookupError:
-        text = body.decode("utf-8", errors="replace")
+    # Any charset the upstream names, real or not, decodes or falls back to UTF-8: never raises.
+    text = decode(body, reply.headers.get("Content-Type", ""))
     document: Any = MISSING
     if "json" in reply.media_type or text.lstrip()[:1] in ("{", "["):
         document = _loads(text)
@@ -230,6 +225,7 @@ def _text_detail(reply: UpstreamReply, text: str) -> str | None:
     """A short, safe line from a text, HTML or XML body."""
     media = reply.media_type
     if "html" in media or "xml" in media:
+        # normalize has just asked about this same text: scrub keeps that verdict, no second scan.
         if scrub.unsafe_reason(text):
             return None
         title = _TITLE.search(text)
