@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import itertools
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
@@ -62,16 +63,26 @@ def contrast(first: str, second: str) -> float:
     return (high + 0.05) / (low + 0.05)
 
 
+# Retry-After comes from the upstream: hostile. Seconds are ASCII digits only
+# (str.isdigit() also takes "²", which int() refuses, and "٣"), at most ten
+# of them: 2**31, the most RFC 9111 asks a recipient to represent, has ten,
+# and int() refuses more than 4,300. A date is at most a few dozen characters.
+_SECONDS = re.compile(r"[0-9]{1,10}")
+_MAX_DATE = 64
+
+
 def retry_after_text(value: str | None, now: datetime | None = None) -> str | None:
-    """Retry-After as words: `in 2 minutes`, `after 14:30 UTC`.
+    """Retry-After as words: `in 2 minutes`, `after 14:30 UTC`; None for a value that is neither.
 
     >>> retry_after_text("90")
     'in 2 minutes'
+    >>> retry_after_text("²") is None
+    True
     """
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if _SECONDS.fullmatch(value):
         seconds = int(value)
         if seconds < 60:
             return f"in {seconds} second{'s' if seconds != 1 else ''}"
@@ -80,14 +91,17 @@ def retry_after_text(value: str | None, now: datetime | None = None) -> str | No
             return f"in {minutes} minute{'s' if minutes != 1 else ''}"
         hours = round(minutes / 60)
         return f"in about {hours} hours" if hours < 48 else f"in about {round(hours / 24)} days"
+    if len(value) > _MAX_DATE:
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        # Both in UTC before comparing days: the label says UTC, so must the time and the date.
+        # (31 Dec 9999 23:00 -0100 is past the last date Python holds: OverflowError.)
+        when = when.astimezone(timezone.utc)
+    except (TypeError, ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    # Both in UTC before comparing days: the label says UTC, so must the time and the date.
-    when = when.astimezone(timezone.utc)
     now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
     return f"after {when:%H:%M} UTC" if when.date() == now.date() else f"after {when:%d %b %Y %H:%M} UTC"
 

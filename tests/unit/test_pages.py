@@ -289,7 +289,22 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
         pytest.param("-5", None, id="negative"),
         pytest.param("", None, id="empty"),
         pytest.param(None, None, id="absent"),
+        # From the upstream, so hostile: each of these once raised, and the page became a 500.
+        pytest.param("²", None, id="superscript-digit"),
+        pytest.param("٣", None, id="arabic-indic-digit"),
+        pytest.param("1" * 4301, None, id="past-int-digit-limit"),
+        pytest.param("9" * 400, None, id="past-float-range"),
+        pytest.param("9" * 11, None, id="eleven-digits"),
+        pytest.param("2147483648", "in about 24855 days", id="two-to-the-31"),
+        pytest.param("Fri, 31 Dec 9999 23:59:59 -0100", None, id="date-past-datetime-max-in-utc"),
+        pytest.param("Sun, 01 Mar 2026 14:30:00 GMT" + " " * 100 + "x", None, id="date-too-long"),
     ],
 )
 def test_retry_after_text(value, expected):
     assert retry_after_text(value, now=NOW) == expected
+
+
+@pytest.mark.parametrize("value", ["²", "1" * 4301, "Fri, 31 Dec 9999 23:59:59 -0100"])
+def test_hostile_retry_after_renders_a_page_without_it(value):
+    page = Pages().render(Problem(status=429, detail="Slow down."), retry_after=value).decode()
+    assert "Wait a minute, then try again." in page
