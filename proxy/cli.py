@@ -74,6 +74,10 @@ def _settings(source: Source) -> Settings | None:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
         return None
+    except Exception as exc:  # noqa: BLE001 - the loader reports bad input as ConfigError; this is its failure
+        where = source.config or (None if source.upstream else source.env.get("ERRORPROXY_CONFIG")) or "<embedded>"
+        print(f"{where}: cannot be loaded: {type(exc).__name__}: {str(exc)[:300]}", file=sys.stderr)
+        return None
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -128,7 +132,10 @@ def _check(args: argparse.Namespace) -> int:
     settings = _settings(_source(args))
     if settings is None:
         return 1
-    print(summary(settings))
+    try:
+        print(summary(settings), flush=True)
+    except BrokenPipeError:  # `errorproxy check | head -1`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit does not fail again
     return 0
 
 

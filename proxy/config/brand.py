@@ -9,14 +9,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-BRAND_KEYS = {"name", "logo_url", "support_url", "accent_color", "footer_text", "lang"}
+from .problems import Checker
+
+# `brand` is a plain mapping in the settings (Settings.brand), not a dataclass: its keys are listed here.
+BRAND_KEYS = frozenset({"name", "logo_url", "support_url", "accent_color", "footer_text", "lang"})
 _COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _URL = re.compile(r"(?:https?://[^\s\"'<>]+|/[^\s\"'<>]*)")
 _LANG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
 _TEMPLATE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.html")
 
 
-def check_brand(check: Any, path: str, value: Any) -> dict[str, str]:
+def check_brand(check: Checker, path: str, value: Any) -> dict[str, str]:
     brand = check.strings(path, value)
     for key in brand.keys() - BRAND_KEYS:
         check.problems.append(f"{path}.{key}: unknown key (known keys: {', '.join(sorted(BRAND_KEYS))})")
@@ -32,14 +35,14 @@ def check_brand(check: Any, path: str, value: Any) -> dict[str, str]:
     return {key: item for key, item in brand.items() if key in BRAND_KEYS}
 
 
-def check_template_name(check: Any, path: str, value: Any) -> str | None:
+def check_template_name(check: Checker, path: str, value: Any) -> str | None:
     if isinstance(value, str) and _TEMPLATE.fullmatch(value):
         return value
     check.fail(path, value, "is not a template file name (like site_error.html, no directories)")
     return None
 
 
-def check_templates_dir(check: Any, path: str, value: Any) -> str | None:
+def check_templates_dir(check: Checker, path: str, value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
         return value
     check.fail(path, value, "must be a directory path")

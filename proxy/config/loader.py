@@ -13,18 +13,25 @@ from importlib import resources
 from types import MappingProxyType
 from typing import Any, Mapping
 
-import yaml
-
 from .brand import check_brand, check_templates_dir
 from .check import (  # noqa: F401  (the key sets are part of this module's face)
-    _MATCH_KEYS, _ROUTE_KEYS, _ROUTE_POLICY_KEYS, _SERVER_KEYS, _UPSTREAM_KEYS, Checker, show,
+    _MATCH_KEYS, _ROUTE_KEYS, _ROUTE_POLICY_KEYS, _SERVER_KEYS, _UPSTREAM_KEYS,
+    check_limits, check_route, check_server, check_upstream,
 )
+from .keys import yaml_keys
 from .ops import OPS_KEYS, check_ops
+from .parse import YAMLProblem, parse_yaml
 from .policy import check_policy
-from ..core.settings import DEFAULT_MAX_BODY, ServerSettings, Settings
+from .problems import Checker
+from .values import show  # noqa: F401  (quoting as problems do, for callers)
+from ..core.settings import DEFAULT_MAX_BODY, Settings
 
 EMBEDDED = "<embedded>"
-_TOP_KEYS = {"listen", "server", "upstreams", "routes", "defaults", "trusted_proxies", "brand", "templates_dir"} | OPS_KEYS
+# Settings fields that are no top-level key: `source` is where the settings came from, the
+# `ops` fields are top-level keys of their own (OPS_KEYS), and the `errors` policy is written `defaults`.
+_TOP_KEYS = yaml_keys(Settings, {"source": None, "ops": None, "errors": "defaults"}) | OPS_KEYS
+MAX_FILE = 4 * 1024 * 1024  # a config file is kilobytes; past this it is some other file, given by mistake
+MAX_PROBLEMS = 100  # problems listed; a file with more is not worth reading line by line
 
 
 class ConfigError(Exception):
@@ -53,10 +60,14 @@ def load(path: str | None = None, *, upstream: str | None = None, listen: str | 
         if upstream is not None:
             raise ConfigError(path, ["--upstream only applies to the embedded config; set upstreams in the file"])
         try:
-            with open(path, encoding="utf-8") as file:
-                text = file.read()
+            with open(path, "rb") as file:
+                raw = file.read(MAX_FILE + 1)
         except OSError as exc:
             raise ConfigError(path, [f"cannot read the file: {exc.strerror}"]) from exc
+        if len(raw) > MAX_FILE:
+            raise ConfigError(path, ["cannot read the file: larger than 4MiB, so not a config file"])
+        try:
+            text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigError(path, [f"cannot read the file: not UTF-8 text (byte {exc.start})"]) from exc
         data = _parse_yaml(text, path)
@@ -87,43 +98,11 @@ def from_text(text: str, source: str = "<string>") -> Settings:
     return from_mapping(_parse_yaml(text, source), source)
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses a key given twice in one mapping.
-
-    PyYAML keeps the last one silently, so a second `legacy:` upstream or a
-    repeated `routes:` would replace the first without a word.
-    """
-
-    def construct_mapping(self, node, deep=False):
-        seen = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # `<<: *base` keys may be overridden: that is what merging is for
-            key = self.construct_object(key_node, deep=True)
-            try:
-                duplicate = key in seen
-                seen.add(key)
-            except TypeError:  # unhashable: PyYAML's own construction reports it
-                continue
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping", node.start_mark,
-                    f"found duplicate key {show(key)}", key_node.start_mark,
-                )
-        return super().construct_mapping(node, deep)
-
-
 def _parse_yaml(text: str, source: str) -> Any:
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        context = getattr(exc, "context", None)
-        if context and problem.startswith("but "):  # "but found another document" needs its first half
-            problem = f"{context}, {problem}"
-        raise ConfigError(source, [f"{where}not valid YAML ({problem})"]) from exc
+        return parse_yaml(text)
+    except YAMLProblem as exc:
+        raise ConfigError(source, [str(exc)]) from None
 
 
 def from_mapping(data: Any, source: str) -> Settings:
@@ -132,17 +111,17 @@ def from_mapping(data: Any, source: str) -> Settings:
     top = check.mapping("", data, _TOP_KEYS)
     listen = check.address("listen", top.get("listen", "0.0.0.0:8080"))
     ops = check_ops(check, top)
-    server = ServerSettings(**check.units("server", top.get("server", {}), _SERVER_KEYS))
+    server = check_server(check, top.get("server", {}))
     trusted = check.networks("trusted_proxies", top.get("trusted_proxies", []))
     brand = check_brand(check, "brand", top.get("brand", {}))
     templates_dir = check_templates_dir(check, "templates_dir", top["templates_dir"]) if "templates_dir" in top else None
     upstreams = {
-        name: check.upstream(f"upstreams.{name}", name, spec)
+        name: check_upstream(check, f"upstreams.{name}", name, spec)
         for name, spec in check.mapping("upstreams", top.get("upstreams"), None, required=True).items()
     }
     defaults = check.mapping("defaults", top.get("defaults", {}), _ROUTE_POLICY_KEYS)
     default_policy = check_policy(check, "defaults", defaults)
-    default_limits = check.limits("defaults", defaults, ("upstream", DEFAULT_MAX_BODY))
+    default_limits = check_limits(check, "defaults", defaults, ("upstream", DEFAULT_MAX_BODY))
     routes_data = top.get("routes")
     if not isinstance(routes_data, list) or not routes_data:
         check.fail("routes", routes_data, "must be a non-empty list of routes")
@@ -150,7 +129,7 @@ def from_mapping(data: Any, source: str) -> Settings:
     routes = []
     names: set[str] = set()
     for index, spec in enumerate(routes_data):
-        route = check.route(f"routes[{index}]", index, spec, default_limits, upstreams, default_policy)
+        route = check_route(check, f"routes[{index}]", index, spec, default_limits, upstreams, default_policy)
         # Checked on invalid routes too, so fixing one problem does not reveal another.
         name = route.name if route is not None else spec.get("name") if isinstance(spec, dict) else None
         if isinstance(name, str):
@@ -160,7 +139,10 @@ def from_mapping(data: Any, source: str) -> Settings:
         if route is not None:
             routes.append(route)
     if check.problems:
-        raise ConfigError(source, check.problems)
+        problems = check.problems[:MAX_PROBLEMS]
+        if len(check.problems) > MAX_PROBLEMS:
+            problems.append(f"... and {len(check.problems) - MAX_PROBLEMS} more problems")
+        raise ConfigError(source, problems)
     return Settings(
         listen=listen,
         upstreams=MappingProxyType({k: v for k, v in upstreams.items() if v is not None}),

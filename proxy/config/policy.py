@@ -9,29 +9,25 @@ from __future__ import annotations
 import dataclasses
 import re
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Collection
 
+from .keys import yaml_keys
+from .problems import Checker
+from .values import json_problems, read_size
 from ..core.pointer import is_pointer
 from ..core.settings import ErrorPolicy, ErrorRule, SuccessFalse
 from ..core.status import StatusSet, is_status
-from ..core.units import parse_size
 
-POLICY_KEYS = {
-    "intercept", "origins", "format", "json_style", "json_template",
-    "expose_upstream_detail", "max_error_body", "errors", "success_false",
-}
-_RULE_KEYS = {
-    "status", "body_matches", "json_equals", "header_matches", "type", "title",
-    "detail", "detail_pointer", "extensions", "rewrite_status",
-}
-_SUCCESS_FALSE_KEYS = {"status", "max_body", "pointer"}
+POLICY_KEYS = yaml_keys(ErrorPolicy, {"rules": "errors"})  # `errors: [...]`, a list of rules
+_RULE_KEYS = yaml_keys(ErrorRule)
+_SUCCESS_FALSE_KEYS = yaml_keys(SuccessFalse)
 _FORMATS = ("auto", "json", "html", "text", "passthrough")
 _STYLES = ("problem", "envelope", "custom")
 _ORIGINS = {"upstream": {"upstream"}, "proxy": {"proxy"}, "both": {"upstream", "proxy"}}
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
-def check_policy(check: Any, path: str, spec: dict[str, Any], base: ErrorPolicy = ErrorPolicy()) -> ErrorPolicy:
+def check_policy(check: Checker, path: str, spec: dict[str, Any], base: ErrorPolicy = ErrorPolicy()) -> ErrorPolicy:
     """`base` with the keys in `spec` applied; problems go to `check`."""
     values: dict[str, Any] = {}
     if "intercept" in spec:
@@ -49,13 +45,9 @@ def check_policy(check: Any, path: str, spec: dict[str, Any], base: ErrorPolicy 
             else:
                 check.fail(f"{path}.{key}", spec[key], "must be one of " + ", ".join(choices))
     if "json_template" in spec:
-        template = spec["json_template"]
-        if isinstance(template, dict) and template:
-            values["json_template"] = MappingProxyType(template)
-        else:
-            check.fail(f"{path}.json_template", template, "must be a non-empty mapping")
+        values["json_template"] = _json_template(check, f"{path}.json_template", spec["json_template"])
     if values.get("json_style") == "custom" and "json_template" not in spec and base.json_template is None:
-        check.problems.append(f"{path}.json_template: missing: json_style custom needs a json_template mapping")
+        check.missing(f"{path}.json_template", "json_style custom needs a json_template mapping")
     if "expose_upstream_detail" in spec:
         if isinstance(spec["expose_upstream_detail"], bool):
             values["expose_upstream_detail"] = spec["expose_upstream_detail"]
@@ -77,56 +69,73 @@ def check_policy(check: Any, path: str, spec: dict[str, Any], base: ErrorPolicy 
     return dataclasses.replace(base, **values)
 
 
-def _statuses(check: Any, path: str, value: Any) -> StatusSet | None:
+def _json_template(check: Checker, path: str, value: Any) -> MappingProxyType | None:
+    """The template of `json_style: custom`, if every part of it can be written as JSON.
+
+    Checked here, so that `!!binary`, `!!set`, a date or an integer key is a
+    config problem, not a failure of every error rendered with it.
+    """
+    if not isinstance(value, dict) or not value:
+        check.fail(path, value, "must be a non-empty mapping")
+        return None
+    problems = list(json_problems(value, path))
+    for where, item, message in problems:
+        check.fail(where, item, message)
+    return None if problems else MappingProxyType(value)
+
+
+def _statuses(check: Checker, path: str, value: Any) -> StatusSet | None:
     items = value if isinstance(value, list) else [value]
     try:
         return StatusSet.parse(items)
-    except ValueError as exc:
-        check.fail(path, exc.args[0], "is not a status, class or range")
+    except ValueError:
+        for item in items:  # the first one that is not a status (its ValueError may be int()'s own)
+            try:
+                StatusSet.parse([item])
+            except ValueError:
+                check.fail(path, item, "is not a status, class or range")
+                break
         return None
 
 
-def _size(check: Any, path: str, value: Any, fallback: int) -> int:
-    try:
-        return parse_size(value)
-    except ValueError:
-        check.fail(path, value, "is not a size")
-        return fallback
+def _size(check: Checker, path: str, value: Any, fallback: int) -> int:
+    converted = check.convert(path, value, read_size)
+    return fallback if converted is None else converted
 
 
-def _status(check: Any, path: str, value: Any) -> int | None:
+def _status(check: Checker, path: str, value: Any) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and is_status(value) and value >= 400:
         return value
     check.fail(path, value, "is not an error status (400-599)")
     return None
 
 
-def _text(check: Any, path: str, value: Any) -> str | None:
+def _text(check: Checker, path: str, value: Any) -> str | None:
     if isinstance(value, str):
         return value
     check.fail(path, value, "must be a string")
     return None
 
 
-def _pointer(check: Any, path: str, value: Any) -> str | None:
+def _pointer(check: Checker, path: str, value: Any) -> str | None:
     if is_pointer(value):
         return value
     check.fail(path, value, "is not a JSON pointer (e.g. /error/message)")
     return None
 
 
-def _with_status(check: Any, path: str, value: Any, keys: Any, why: str) -> dict | None:
+def _with_status(check: Checker, path: str, value: Any, keys: Collection[str], why: str) -> dict[str, Any] | None:
     """`value` as a mapping of `keys` that has a `status`, or None (each problem reported once)."""
     spec = check.mapping(path, value, keys, required=True)
     if not isinstance(value, dict) or not value:
         return None  # reported; "status: missing" would only repeat it
     if "status" not in spec:
-        check.problems.append(f"{path}.status: missing: {why}")
+        check.missing(f"{path}.status", why)
         return None
     return spec
 
 
-def _rule(check: Any, path: str, value: Any) -> ErrorRule | None:
+def _rule(check: Checker, path: str, value: Any) -> ErrorRule | None:
     spec = _with_status(check, path, value, _RULE_KEYS, "a rule needs the status it applies to")
     if spec is None:
         return None
@@ -134,7 +143,13 @@ def _rule(check: Any, path: str, value: Any) -> ErrorRule | None:
     body_matches = check.regex(f"{path}.body_matches", spec["body_matches"]) if "body_matches" in spec else None
     json_equals = []
     for pointer, expected in check.mapping(f"{path}.json_equals", spec.get("json_equals"), None).items():
-        if _pointer(check, f"{path}.json_equals", pointer) is not None:
+        if _pointer(check, f"{path}.json_equals", pointer) is None:
+            continue
+        # A value JSON cannot hold (an unquoted date, say) would silently never match.
+        unmatchable = list(json_problems(expected, f"{path}.json_equals.{pointer}"))
+        for where, item, message in unmatchable:
+            check.fail(where, item, message)
+        if not unmatchable:
             json_equals.append((pointer, expected))
     header_matches = []
     for name, pattern in check.mapping(f"{path}.header_matches", spec.get("header_matches"), None).items():
@@ -160,7 +175,7 @@ def _rule(check: Any, path: str, value: Any) -> ErrorRule | None:
     )
 
 
-def _success_false(check: Any, path: str, value: Any) -> SuccessFalse | None:
+def _success_false(check: Checker, path: str, value: Any) -> SuccessFalse | None:
     spec = _with_status(check, path, value, _SUCCESS_FALSE_KEYS, "the error status to answer with")
     if spec is None:
         return None

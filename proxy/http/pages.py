@@ -168,6 +168,10 @@ class Pages:
                 found.append(TemplateProblem(name, "not found in templates_dir or the built-in templates"))
             except jinja2.TemplateSyntaxError as exc:
                 found.append(TemplateProblem(exc.filename or name, f"line {exc.lineno}: {exc.message}"))
+            except UnicodeDecodeError as exc:
+                found.append(TemplateProblem(name, f"not UTF-8 text (byte {exc.start})"))
+            except OSError as exc:
+                found.append(TemplateProblem(name, f"cannot read the file: {exc.strerror or exc}"))
         if self.templates_dir is not None:
             directory = Path(self.templates_dir)
             if not directory.is_dir():
@@ -177,6 +181,12 @@ class Pages:
                     self._env.get_template(path.name)
                 except jinja2.TemplateSyntaxError as exc:
                     found.append(TemplateProblem(str(path), f"line {exc.lineno}: {exc.message}"))
+                except UnicodeDecodeError as exc:
+                    found.append(TemplateProblem(str(path), f"not UTF-8 text (byte {exc.start})"))
+                except OSError as exc:
+                    found.append(TemplateProblem(str(path), f"cannot read the file: {exc.strerror or exc}"))
+                except jinja2.TemplateNotFound:
+                    continue  # not a file (a directory named *.html): never looked up as a page
         if found:
             return found
         seen = set()
@@ -189,8 +199,8 @@ class Pages:
                     selected = self._env.select_template(names(status, template))
                     name = selected.name or name  # the file that was used, say 4xx.html for 418
                     selected.render(self.context(sample, retry_after))
-                except jinja2.TemplateError as exc:
-                    message = f"{type(exc).__name__}: {exc}"
+                except Exception as exc:  # noqa: BLE001 - {{ 1 // 0 }} fails as ZeroDivisionError, not a TemplateError
+                    message = f"{type(exc).__name__}: {str(exc)[:300]}"
                     if message not in seen:
                         seen.add(message)
                         found.append(TemplateProblem(name, f"rendering status {status} fails: {message}"))

@@ -140,6 +140,8 @@ class Reloader:
 
     `make_proxy` builds the request handler for valid settings; a reload never
     raises, it answers whether the new configuration is now the one serving.
+    Every failure, a ConfigError or anything else, is a refused reload: logged,
+    counted as `invalid`, and the running config stays.
     """
 
     def __init__(self, source: Source, holder, make_proxy: Callable[[Settings], object]) -> None:
@@ -159,6 +161,12 @@ class Reloader:
                 for problem in exc.problems:
                     log.error("reload refused: %s: %s", exc.source, problem)
                 log.error("reload refused: %d problem(s); the running config stays", len(exc.problems))
+                _count(False)
+                return False
+            except Exception as exc:  # noqa: BLE001 - whatever a file does to the loader, the old config serves on
+                log.debug("reload failed loading the config", exc_info=True)
+                log.error("reload refused: the config could not be loaded (%s: %.300s); the running config stays",
+                          type(exc).__name__, exc)
                 _count(False)
                 return False
             for warning in restart_needed(old, settings):
@@ -193,7 +201,10 @@ class Reloader:
             now = _signature(path)
             if now != seen:
                 seen = now
-                await self.reload(f"{path} changed")
+                try:
+                    await self.reload(f"{path} changed")
+                except Exception:  # noqa: BLE001 - `reload` refuses what it cannot load; this keeps the watch alive regardless
+                    log.exception("reloading %s failed; still watching it", path)
 
 
 def restart_needed(old: Settings, new: Settings, server: bool = True) -> list[str]:

@@ -117,6 +117,18 @@ def test_check_a_bad_config_prints_every_problem(tmp_path):
     ]
 
 
+def test_check_into_a_closed_pipe_is_quiet(tmp_path):
+    path = tmp_path / "good.yaml"
+    path.write_text(GOOD)
+    # As `errorproxy check | head -0`: the reader is gone before the summary is written.
+    process = subprocess.Popen([sys.executable, "-m", "proxy", "check", "--config", str(path)],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(), cwd=ROOT)
+    process.stdout.close()
+    with process.stderr:
+        stderr = process.stderr.read().decode()
+    assert process.wait(timeout=30) == 0 and stderr == ""
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
@@ -135,6 +147,54 @@ def test_check_reports_unreadable_configs_without_a_traceback(tmp_path, content,
     result = errorproxy("check", "--config", str(path))
     assert result.returncode == 1
     assert result.stderr.splitlines() == [f"{path}: {problem}"]
+
+
+LAUGHS = "".join(
+    f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9 if previous else ['"lol"'] * 9) + "]\n"
+    for previous, name in zip(["", "a", "b", "c", "d", "e", "f", "g"], "abcdefgh")
+) + "listen: *h\nroutes: *h\n"  # 353 bytes that once printed 52 MB of problems
+
+
+def _with(upstream: str = "http://127.0.0.1:9000", top: str = "") -> str:
+    return f"upstreams:\n  legacy: {upstream}\nroutes: [{{match: {{path_prefix: /}}, upstream: legacy}}]\n{top}"
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        pytest.param(LAUGHS, "not valid YAML (aliases expand the document past 100000 values and characters)",
+                     id="billion-laughs"),
+        pytest.param(_with(top="brand: " + "[" * 3000 + "]" * 3000), "not valid YAML (nested deeper than 100 levels)",
+                     id="deep-nesting"),
+        pytest.param(_with("{url: 'http://127.0.0.1:9000', connect_timeout: " + "1" * 401 + "}"),
+                     "… must be at most 720h (30 days)", id="huge-number"),
+        pytest.param(_with(top="listen: " + "9" * 5000), "value has 5000 digits)", id="number-past-int-limit"),
+        pytest.param(bytes(range(256)) * 64, "cannot read the file: not UTF-8 text (byte 128)", id="binary-garbage"),
+        pytest.param("\x00\x01\x02 garbage", "character 1: not valid YAML (unacceptable character #x0000)",
+                     id="control-characters"),
+        pytest.param(_with(top="templates_dir: {templates}"), "409.html: not UTF-8 text (byte 3)", id="non-utf8-template"),
+        pytest.param(_with(top="defaults: {json_style: custom, json_template: {data: !!binary aGk=}}"),
+                     "is binary data (!!binary), not a JSON value", id="binary-json-template"),
+    ],
+)
+def test_check_a_hostile_file_is_a_short_message(tmp_path, content, problem):
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "409.html").write_bytes(b"<p>\xff\xfe caf\xe9</p>")
+    path = tmp_path / "config.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content.replace("{templates}", str(templates)))
+    started = time.monotonic()
+    result = errorproxy("check", "--config", str(path), timeout=20)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 1, result.stdout
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert len(result.stderr) < 2048, result.stderr[:4096]
+    assert result.stderr.startswith(f"{path}: ") and result.stderr.rstrip("\n").endswith(problem), result.stderr
+    # The interpreter and aiohttp start in about half a second; the check itself takes milliseconds.
+    assert elapsed < 5
 
 
 # Every example in config/ (tests/unit/test_loader.py checks that the documented ones are there).

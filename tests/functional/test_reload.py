@@ -195,6 +195,31 @@ async def test_watcher_reloads_a_changed_file_without_a_signal(aiohttp_server, s
     assert re.search(r"reloading the config \(.*proxy0\.yaml changed\)", proxy.log())
 
 
+async def test_watcher_survives_files_that_once_stopped_it(aiohttp_server, start_proxy):
+    """A 401-digit timeout (OverflowError) or 3,000 levels of nesting (RecursionError) used to end the watch."""
+    a, b = await upstream(aiohttp_server, "A"), await upstream(aiohttp_server, "B")
+    url_a, url_b = str(a.make_url("")), str(b.make_url(""))
+    proxy = await start_proxy(two_upstreams(url_a, url_b, "a", top="watch_config: true"))
+    huge_timeout = two_upstreams(url_a, url_b, "a", top="watch_config: true").replace(
+        f"a: {url_a}", f"a: {{url: '{url_a}', connect_timeout: {'1' * 401}}}")
+    deep = two_upstreams(url_a, url_b, "a", top="watch_config: true\nbrand: " + "[" * 3000 + "]" * 3000)
+    async with aiohttp.ClientSession() as session:
+        assert await answers(session, proxy.url + "/", "A")  # and the watcher has taken the file's signature
+        for number, (bad, target) in enumerate([(huge_timeout, "B"), (deep, "A")], 1):
+            rewrite(proxy, bad)
+            await wait_for(lambda: log_has(proxy, r"reload refused: \d+ problem", number), f"bad file {number} refused")
+            rewrite(proxy, two_upstreams(url_a, url_b, target.lower(), top="watch_config: true"))
+            await wait_for(lambda: answers(session, proxy.url + "/", target), f"the valid edit after bad file {number}")
+        async with session.get(admin_url(proxy) + "/metrics") as response:
+            metrics = await response.text()
+    log = proxy.log()
+    assert re.search(r"ERROR errorproxy: reload refused: .*: upstreams\.a\.connect_timeout: 1111.* must be at most 720h", log)
+    assert re.search(r"ERROR errorproxy: reload refused: .*: line \d+, column \d+: not valid YAML \(nested deeper", log)
+    assert "Traceback" not in log
+    assert 'errorproxy_config_reloads_total{result="invalid"} 2.0' in metrics
+    assert 'errorproxy_config_reloads_total{result="ok"} 2.0' in metrics
+
+
 async def test_watcher_is_off_by_default(aiohttp_server, start_proxy):
     a, b = await upstream(aiohttp_server, "A"), await upstream(aiohttp_server, "B")
     url_a, url_b = str(a.make_url("")), str(b.make_url(""))

@@ -5,13 +5,16 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from proxy.config import loader
+from proxy.config.keys import yaml_keys
 from proxy.config.loader import EMBEDDED, ConfigError, from_mapping, from_text, load, load_from_env
-from proxy.core.settings import DEFAULT_MAX_BODY, Address
+from proxy.core.settings import DEFAULT_MAX_BODY, Address, ServerSettings, UpstreamSettings
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 
@@ -322,6 +325,74 @@ BAD_CONFIGS = [
         ["upstreams: null must be a non-empty mapping", "routes: null must be a non-empty list of routes"],
         id="empty-file",
     ),
+    # Counts are whole numbers: no units, no fractions.
+    pytest.param(
+        changed(("upstreams.legacy.retries", "2KiB")),
+        ['upstreams.legacy.retries: "2KiB" is not a whole number'],
+        id="count-with-a-unit",
+    ),
+    pytest.param(
+        changed(("upstreams.legacy.max_connections", 2.5), ("server", {"max_headers": "100k"})),
+        ['server.max_headers: "100k" is not a whole number',
+         "upstreams.legacy.max_connections: 2.5 is not a whole number"],
+        id="count-fraction-and-unit",
+    ),
+    pytest.param(
+        changed(("upstreams.legacy.retries", -1), ("upstreams.legacy.max_connections", True)),
+        ["upstreams.legacy.retries: -1 is not a whole number",
+         "upstreams.legacy.max_connections: true is not a whole number"],
+        id="count-negative-and-bool",
+    ),
+    pytest.param(
+        changed(("upstreams.legacy.retries", 10**7)),
+        ["upstreams.legacy.retries: 10000000 must be at most 1000000"],
+        id="count-too-large",
+    ),
+    # Values that would pass a type check and fail at run time.
+    pytest.param(
+        changed(("upstreams.legacy.connect_timeout", 10**20), ("upstreams.legacy.idle_timeout", "721h")),
+        ["upstreams.legacy.connect_timeout: 100000000000000000000 must be at most 720h (30 days)",
+         'upstreams.legacy.idle_timeout: "721h" must be at most 720h (30 days)'],
+        id="duration-too-long",
+    ),
+    pytest.param(
+        changed(("upstreams.legacy.read_timeout", 0), ("upstreams.legacy.connect_timeout", "0ms")),
+        ["upstreams.legacy.read_timeout: 0 must be more than 0",
+         'upstreams.legacy.connect_timeout: "0ms" must be more than 0'],
+        id="timeout-zero",
+    ),
+    pytest.param(
+        changed(("server", {"stop_delay": float("nan")})),
+        ["server.stop_delay: NaN is not a duration"],
+        id="duration-nan",
+    ),
+    pytest.param(
+        changed(("routes[0].max_body_size", 2**41), ("defaults", {"max_error_body": "2048GiB"})),
+        ["defaults.max_error_body: \"2048GiB\" must be at most 1TiB",
+         "routes[0].max_body_size: 2199023255552 must be at most 1TiB (or null for no limit)"],
+        id="size-too-large",
+    ),
+    pytest.param(
+        changed(("routes[0].match.path_regex", "a{4294967296}")),
+        ['routes[0].match.path_regex: "a{4294967296}" is not a regular expression (the repetition number is too large)'],
+        id="regex-repeat-overflow",
+    ),
+    pytest.param(
+        changed(("routes[0].match.path_regex", "(" * 5000 + ")" * 5000)),
+        ['routes[0].match.path_regex: "((((((...'],
+        id="regex-nested-groups",
+    ),
+    pytest.param(
+        changed(("brand", {"name": 16**5000}), ("routes[0].match.methods", [16**5000])),
+        ["brand.name: <a number of 6021 digits> must be a string",
+         "routes[0].match.methods: <a number of 6021 digits> is not an HTTP method"],
+        id="integer-past-str-limit",
+    ),
+    pytest.param(
+        changed(("admin", 0)),
+        ["admin: 0 is not an address (HOST:PORT, e.g. 0.0.0.0:8080)"],
+        id="admin-zero-is-not-off",
+    ),
     # Several problems at once, in the order of the file.
     pytest.param(
         changed(
@@ -333,7 +404,7 @@ BAD_CONFIGS = [
         ),
         ['listen: "0.0.0.0" is not an address (HOST:PORT, e.g. 0.0.0.0:8080)',
          'upstreams.legacy.read_timeout: "3 parsecs" is not a duration',
-         'upstreams.legacy.max_connections: "many" is not a size',
+         'upstreams.legacy.max_connections: "many" is not a whole number',
          'routes[0].match.methods: "GET ALL" is not an HTTP method',
          'routes[0].upstream: "legasy" is not a defined upstream (defined: legacy)'],
         id="several-problems",
@@ -350,6 +421,47 @@ def test_bad_config_names_path_and_value(data, expected):
             assert problem.startswith(want[:-3]), problem
         else:
             assert problem == want
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        pytest.param("upstreams.legacy.connect_timeout", 10**400, "must be at most 720h (30 days)", id="huge-int-duration"),
+        pytest.param("upstreams.legacy.read_timeout", "1" * 401, "must be at most 720h (30 days)", id="huge-string-duration"),
+        pytest.param("upstreams.legacy.max_line_size", "9" * 5000, "is not a size", id="digits-past-int-limit"),
+        pytest.param("routes[0].upstream", "x" * 100_000, "is not a defined upstream (defined: legacy)", id="long-string"),
+        pytest.param("routes[0].match", {f"k{i}": i for i in range(100_000)}, "...", id="large-mapping"),
+    ],
+)
+def test_a_huge_value_gives_one_short_problem(path, value, message):
+    [problem, *more] = problems_of(changed((path, value)))
+    assert problem.startswith(path) and len(problem) < 300, problem[:500]
+    assert problem.endswith(f" {message}") or message == "...", problem
+    assert len(more) <= 100 and all(len(line) < 300 for line in more)
+
+
+def test_many_problems_are_cut_at_a_hundred():
+    data = changed(("routes", [{"name": f"r{i}", "match": {"path_prefix": "/"}, "upstream": "nowhere"} for i in range(300)]))
+    problems = problems_of(data)
+    assert len(problems) == 101
+    assert problems[-1] == "... and 200 more problems"
+
+
+def test_counts_take_a_plain_number_or_its_digits():
+    settings = from_mapping(changed(("upstreams.legacy.retries", "3"), ("upstreams.legacy.max_connections", 1),
+                                    ("server", {"max_headers": 50, "max_line_size": "16KiB", "keepalive_timeout": 0})), "t")
+    upstream = settings.upstreams["legacy"]
+    assert (upstream.retries, upstream.max_connections) == (3, 1)
+    assert (settings.server.max_headers, settings.server.max_line_size, settings.server.keepalive_timeout) == (50, 16384, 0.0)
+
+
+def test_key_sets_follow_the_settings_fields():
+    fields = {field.name for field in dataclasses.fields(ServerSettings)}
+    assert loader._SERVER_KEYS == fields
+    assert loader._UPSTREAM_KEYS == {field.name for field in dataclasses.fields(UpstreamSettings)} - {"name"}
+    assert "defaults" in loader._TOP_KEYS and "errors" not in loader._TOP_KEYS and "source" not in loader._TOP_KEYS
+    with pytest.raises(TypeError, match="ServerSettings has no field max_header"):
+        yaml_keys(ServerSettings, {"max_header": None})
 
 
 def test_unknown_key_lists_the_known_ones():
@@ -394,6 +506,58 @@ def test_yaml_syntax_errors_give_line_and_column(text, problem):
         from_text(text, "bad.yaml")
     assert caught.value.problems == [problem]
     assert caught.value.source == "bad.yaml"
+
+
+LAUGHS = "".join(
+    f"{name}: &{name} [" + ", ".join([f"*{previous}"] * 9 if previous else ['"lol"'] * 9) + "]\n"
+    for previous, name in zip(["", "a", "b", "c", "d", "e", "f", "g"], "abcdefgh")
+) + "routes: *h\n"
+VALID = "upstreams: {legacy: 'http://127.0.0.1:9000'}\nroutes: [{match: {path_prefix: /}, upstream: legacy}]\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        pytest.param(LAUGHS, "line 5, column 16: not valid YAML (aliases expand the document past 100000 values "
+                     "and characters)", id="billion-laughs"),
+        pytest.param("brand: " + "[" * 3000 + "]" * 3000 + "\n",
+                     "line 1, column 108: not valid YAML (nested deeper than 100 levels)", id="deep-nesting"),
+        pytest.param("a: &a " + "[" * 60 + "x" + "]" * 60 + "\nb: " + "[" * 50 + "*a" + "]" * 50 + "\n",
+                     "line 2, column 54: not valid YAML (nested deeper than 100 levels)", id="deep-through-an-alias"),
+        pytest.param("brand: &b {name: [*b]}\n",
+                     "line 1, column 19: not valid YAML (alias *b is inside the collection it names)", id="recursive-alias"),
+        pytest.param("listen: " + "9" * 5000 + "\n",
+                     'line 1, column 9: not valid YAML (cannot read "99999999999999999999999999999999999999… as int: '
+                     "Exceeds the limit (4300 digits) for integer string conversion: value has 5000 digits)",
+                     id="integer-past-int-limit"),
+        pytest.param("listen: 2001-02-30\n",
+                     'line 1, column 9: not valid YAML (cannot read "2001-02-30" as timestamp: day is out of range for month)',
+                     id="impossible-date"),
+        pytest.param("listen: \x01\n", "character 9: not valid YAML (unacceptable character #x0001)",
+                     id="control-character"),
+    ],
+)
+def test_hostile_yaml_is_one_short_problem(text, problem):
+    started = time.monotonic()
+    with pytest.raises(ConfigError) as caught:
+        from_text(text, "bad.yaml")
+    assert caught.value.problems == [problem]
+    assert time.monotonic() - started < 2
+
+
+def test_aliases_within_the_budget_are_fine():
+    # 4**6 scalars once expanded: well inside the budget, and each level still a valid JSON template.
+    anchors = ", ".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}" if i else "x"] * 4) + "]" for i in range(6))
+    settings = from_text(VALID + f"defaults: {{json_style: custom, json_template: {{{anchors}}}}}\n", "ok.yaml")
+    assert len(settings.errors.json_template["a5"][0][0][0][0][0]) == 4
+
+
+def test_a_huge_duration_in_yaml_is_a_problem_not_a_crash():
+    with pytest.raises(ConfigError) as caught:
+        from_text(VALID.replace("'http://127.0.0.1:9000'", "{url: 'http://127.0.0.1:9000', connect_timeout: "
+                                + "1" * 401 + "}"))
+    [problem] = caught.value.problems
+    assert problem.startswith("upstreams.legacy.connect_timeout: 1111") and problem.endswith("must be at most 720h (30 days)")
 
 
 def test_yaml_merge_keys_may_override():
@@ -598,6 +762,14 @@ def test_unreadable_files(tmp_path, content, problem):
     with pytest.raises(ConfigError) as caught:
         load(str(path))
     assert (caught.value.source, caught.value.problems) == (str(path), [problem])
+
+
+def test_a_file_past_4mib_is_not_read_whole(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_bytes(b"#" * (4 * 1024 * 1024 + 1))
+    with pytest.raises(ConfigError) as caught:
+        load(str(path))
+    assert caught.value.problems == ["cannot read the file: larger than 4MiB, so not a config file"]
 
 
 def test_a_directory_is_not_a_config(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from textwrap import dedent, indent
 
 import pytest
@@ -74,6 +75,12 @@ def test_formats(value):
 @pytest.mark.parametrize("value", ["problem", "envelope"])
 def test_json_styles(value):
     assert policy(f"json_style: {value}").json_style == value
+
+
+def test_a_custom_template_is_json_as_loaded():
+    errors = policy("json_style: custom\njson_template: {ok: false, code: '${status}', n: [1, 2.5, null], '7': x}")
+    assert dict(errors.json_template) == {"ok": False, "code": "${status}", "n": [1, 2.5, None], "7": "x"}
+    assert json.loads(json.dumps(dict(errors.json_template), allow_nan=False)) == dict(errors.json_template)
 
 
 def test_custom_style_with_template():
@@ -229,6 +236,29 @@ def test_route_empty_errors_list_drops_default_rules():
                      id="template-empty"),
         pytest.param("json_template: '${status}'", 'routes[0].json_template: "${status}" must be a non-empty mapping',
                      id="template-string"),
+        # json_template: what YAML can spell and JSON cannot, found here instead of on every render
+        pytest.param("json_template: {data: !!binary aGk=}",
+                     """routes[0].json_template.data: "b'hi'" is binary data (!!binary), not a JSON value""",
+                     id="template-binary"),
+        pytest.param("json_template: {tags: !!set {a: null}}",
+                     """routes[0].json_template.tags: "{'a'}" is a set (!!set), not a JSON value: use a list""",
+                     id="template-set"),
+        pytest.param("json_template: {error: {409: conflict}}",
+                     "routes[0].json_template.error: 409 is not a string key (JSON object keys are strings: quote it)",
+                     id="template-integer-key"),
+        pytest.param("json_template: {at: 2024-01-01}",
+                     'routes[0].json_template.at: "2024-01-01" is a date, not a JSON value: quote it to keep it as text',
+                     id="template-date"),
+        pytest.param("json_template: {ratio: [1, .nan]}", "routes[0].json_template.ratio[1]: NaN is not a finite number",
+                     id="template-nan"),
+        pytest.param("json_template: {big: 18446744073709551616}",
+                     "routes[0].json_template.big: 18446744073709551616 is too large: JSON integers here fit in 64 bits",
+                     id="template-int-past-64-bits"),
+        pytest.param("errors: [{status: 409, json_equals: {/since: 2024-01-01}}]",
+                     'routes[0].errors[0].json_equals./since: "2024-01-01" is a date, not a JSON value: '
+                     "quote it to keep it as text", id="json-equals-date"),
+        # a status that int() cannot read, quoted as written
+        pytest.param("intercept: ['\u00b2']", f'routes[0].intercept: "\u00b2" {STATUS_HINT}', id="intercept-superscript"),
         # scalars
         pytest.param("expose_upstream_detail: 'yes'", 'routes[0].expose_upstream_detail: "yes" must be true or false',
                      id="expose-string"),
