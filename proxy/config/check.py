@@ -28,19 +28,27 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _BYTE_SIZES = {"max_line_size"}  # int fields counted in bytes, so units apply (16KiB); other ints are counts
 _AT_LEAST_ONE = {"max_connections", "max_line_size", "max_headers"}  # 0 would refuse everything
 _ABOVE_ZERO = {"connect_timeout", "read_timeout"}  # 0 would time every request out at once
+# The retry delay doubles with each retry: 2**1024 times retry_backoff is past a float (OverflowError).
+_AT_MOST = {"retries": 100}
 
 
-def _at_least_one(convert: Converter) -> Converter:
+def _within(convert: Converter, low: int | None, high: int | None) -> Converter:
+    """`convert`, then no less than `low` and no more than `high` (where given)."""
     def checked(value: object) -> int:
         number = convert(value)
-        if number < 1:
-            raise ValueError("must be at least 1")
+        if low is not None and number < low:
+            raise ValueError(f"must be at least {low}")
+        if high is not None and number > high:
+            raise ValueError(f"must be at most {high}")
         return number
     return checked
 
 
 def _converters(cls: type, keys: frozenset[str]) -> dict[str, Converter]:
-    """A converter for each unit field of `cls` in `keys`, from its declared type."""
+    """A converter for each unit field of `cls` in `keys`, from its declared type.
+
+    Fields of other types (a URL, a nested block) are left to their own check.
+    """
     out: dict[str, Converter] = {}
     for key, kind in field_types(cls, keys).items():
         if kind is float:
@@ -48,16 +56,17 @@ def _converters(cls: type, keys: frozenset[str]) -> dict[str, Converter]:
         elif kind is int:
             convert = read_size if key in _BYTE_SIZES else read_count
         else:
-            raise TypeError(f"{cls.__name__}.{key}: no converter for {kind}")
-        out[key] = _at_least_one(convert) if key in _AT_LEAST_ONE else convert
+            continue
+        low, high = 1 if key in _AT_LEAST_ONE else None, _AT_MOST.get(key)
+        out[key] = convert if low is None and high is None else _within(convert, low, high)
     return out
 
 
 _SERVER_KEYS = yaml_keys(ServerSettings)
 _SERVER_UNITS = _converters(ServerSettings, _SERVER_KEYS)
-# `name` is the upstream's key under `upstreams`; `url` and `targets` are checked together, the rest are units.
+# `name` is the upstream's key under `upstreams`; `url` and `targets` are checked together.
 _UPSTREAM_KEYS = yaml_keys(UpstreamSettings, {"name": None})
-_UPSTREAM_UNITS = _converters(UpstreamSettings, _UPSTREAM_KEYS - {"url", "targets"})
+_UPSTREAM_UNITS = _converters(UpstreamSettings, _UPSTREAM_KEYS)
 # A route's `errors` field is no key of its own: its policy keys sit in the route, as in `defaults`.
 _ROUTE_KEYS = yaml_keys(Route, {"errors": None}) | POLICY_KEYS
 # The route fields `defaults` may set too, besides the policy.
@@ -86,7 +95,7 @@ def check_upstream(check: Checker, path: str, name: str, spec: Any) -> UpstreamS
         check.fail(f"{path}.targets", spec["targets"], "must be a non-empty list of upstream URLs")
     elif spec:  # an empty spec is reported already
         check.missing(f"{path}.url", "an upstream needs a url (http://HOST:PORT) or targets")
-    options = check.units(path, {k: v for k, v in spec.items() if k not in ("url", "targets")}, _UPSTREAM_UNITS)
+    options = check.units(path, {k: v for k, v in spec.items() if k in _UPSTREAM_UNITS}, _UPSTREAM_UNITS)
     if not targets or None in targets:
         return None
     valid = tuple(url for url in targets if url is not None)

@@ -11,7 +11,9 @@ file change, so hostile or broken YAML must fail fast, small and cleanly:
 - an alias inside the collection it names (a recursive structure) is refused;
 - a key given twice in one mapping is refused (PyYAML keeps the last silently);
 - a scalar PyYAML resolves but cannot build (`2001-02-30`, an integer of 5000
-  digits) is a problem at its line, not a ValueError from deep in PyYAML.
+  digits) is a problem at its line, not a ValueError from deep in PyYAML;
+- a string with a lone surrogate (`"\\udcff"`) is refused: it passes every
+  check, then fails every render (UTF-8 cannot encode it).
 
 >>> parse_yaml("a: [1, 2]")
 {'a': [1, 2]}
@@ -71,6 +73,17 @@ def _describe(exc: yaml.YAMLError) -> str:
     return f"{where}not valid YAML ({problem})"
 
 
+def _text_only(node: ScalarNode) -> None:
+    """Refuse a lone surrogate (`"\\udcff"`): a string holding one cannot be encoded, so every page would fail."""
+    if node.value.isascii():
+        return
+    try:
+        node.value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ComposerError(None, None, f"\\u{ord(node.value[exc.start]):04x} is half of a surrogate pair, "
+                            "not a character", node.start_mark) from None
+
+
 class _BoundedLoader(yaml.SafeLoader):
     """SafeLoader with the bounds of this module's docstring.
 
@@ -107,6 +120,7 @@ class _BoundedLoader(yaml.SafeLoader):
         finally:
             self._depth -= 1
         if isinstance(node, ScalarNode):
+            _text_only(node)
             shape = (1 + len(node.value), 0)
         else:
             children = [part for pair in node.value for part in pair] if isinstance(node, MappingNode) else node.value

@@ -140,6 +140,9 @@ def _rule(check: Checker, path: str, value: Any) -> ErrorRule | None:
     if spec is None:
         return None
     status = _statuses(check, f"{path}.status", spec["status"])
+    if status is not None and not status.ranges:  # `status: []`: a rule that could never apply
+        check.fail(f"{path}.status", spec["status"], "must name at least one status")
+        status = None
     body_matches = check.regex(f"{path}.body_matches", spec["body_matches"]) if "body_matches" in spec else None
     json_equals = []
     for pointer, expected in check.mapping(f"{path}.json_equals", spec.get("json_equals"), None).items():

@@ -344,9 +344,15 @@ BAD_CONFIGS = [
         id="count-negative-and-bool",
     ),
     pytest.param(
-        changed(("upstreams.legacy.retries", 10**7)),
-        ["upstreams.legacy.retries: 10000000 must be at most 1000000"],
+        changed(("upstreams.legacy.retries", 10**7), ("upstreams.legacy.max_connections", "1000001")),
+        ["upstreams.legacy.retries: 10000000 must be at most 1000000",
+         'upstreams.legacy.max_connections: "1000001" must be at most 1000000'],
         id="count-too-large",
+    ),
+    pytest.param(
+        changed(("upstreams.legacy.retries", 101)),
+        ["upstreams.legacy.retries: 101 must be at most 100"],
+        id="retries-past-a-float-of-backoff",
     ),
     # Values that would pass a type check and fail at run time.
     pytest.param(
@@ -535,6 +541,9 @@ VALID = "upstreams: {legacy: 'http://127.0.0.1:9000'}\nroutes: [{match: {path_pr
                      id="impossible-date"),
         pytest.param("listen: \x01\n", "character 9: not valid YAML (unacceptable character #x0001)",
                      id="control-character"),
+        pytest.param('brand: {name: "Acme \\udcff"}\n',
+                     "line 1, column 15: not valid YAML (\\udcff is half of a surrogate pair, not a character)",
+                     id="lone-surrogate"),
     ],
 )
 def test_hostile_yaml_is_one_short_problem(text, problem):

@@ -274,6 +274,8 @@ def test_route_empty_errors_list_drops_default_rules():
         pytest.param("errors: [{status: 409}, {status: 6xx}]", f'routes[0].errors[1].status: "6xx" {STATUS_HINT}',
                      id="rule-status-class"),
         pytest.param("errors: [{status: 700}]", f"routes[0].errors[0].status: 700 {STATUS_HINT}", id="rule-status-700"),
+        pytest.param("errors: [{status: []}]", "routes[0].errors[0].status: [] must name at least one status",
+                     id="rule-status-empty"),
         pytest.param("errors: [{status: 409, body_matches: 5}]", "routes[0].errors[0].body_matches: 5 must be a string",
                      id="body-matches-int"),
         pytest.param("errors: [{status: 409, detail_pointer: error/message}]",
