@@ -23,7 +23,6 @@ from .ops import OPS_KEYS, check_ops
 from .parse import YAMLProblem, parse_yaml
 from .policy import check_policy
 from .problems import Checker
-from .values import show  # noqa: F401  (quoting as problems do, for callers)
 from ..core.settings import DEFAULT_MAX_BODY, Settings
 
 EMBEDDED = "<embedded>"
