@@ -9,9 +9,11 @@ ends (inode 0: no process holds them) that closed connections leave behind.
 from __future__ import annotations
 
 import copy
+import doctest
 
 import pytest
 
+from bench import soak_probe, soak_traffic, soak_verdict
 from bench.soak_probe import TcpSocket, count_to_port, parse_tcp, upstream_errors
 from bench.soak_traffic import Answer, Tally, classify
 from bench.soak_upstream import DIE_SENT, SLOW_SIZE
@@ -254,3 +256,10 @@ def test_summary_and_table():
     assert text.splitlines()[0].split()[:3] == ["t", "s", "RSS"]
     assert "12 requests: ok 10, rewritten 0, cut 0, restart 2, client_abort 0, unexpected 0" in text
     assert text.endswith("flat: true")
+
+
+@pytest.mark.parametrize("module", [soak_probe, soak_traffic, soak_verdict], ids=lambda module: module.__name__)
+def test_docstring_examples(module):
+    # bench/ is outside pytest's doctest paths: its examples are run here.
+    failed, attempted = doctest.testmod(module)
+    assert attempted > 0 and failed == 0
