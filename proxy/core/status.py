@@ -13,8 +13,11 @@ import re
 from dataclasses import dataclass
 from http import HTTPStatus
 
+# ASCII digits only: \d and str.isdigit() also take "٤٠٩" and "²", and int() of
+# thousands of digits raises. Leading zeros are allowed, as int() allows them.
+_CODE = re.compile(r"0*([0-9]{1,3})")
 _CLASS = re.compile(r"([1-5])xx")
-_RANGE = re.compile(r"(\d{3})\s*-\s*(\d{3})")
+_RANGE = re.compile(r"([0-9]{3})\s*-\s*([0-9]{3})")
 
 
 def reason(status: int) -> str:
@@ -53,8 +56,8 @@ def _parse_item(item: object) -> tuple[int, int]:
             return item, item
     elif isinstance(item, str):
         text = item.strip()
-        if text.isdigit() and is_status(int(text)):
-            return int(text), int(text)
+        if (match := _CODE.fullmatch(text)) and is_status(code := int(match.group(1))):
+            return code, code
         if match := _CLASS.fullmatch(text):
             base = int(match.group(1)) * 100
             return base, base + 99
