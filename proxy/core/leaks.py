@@ -199,12 +199,13 @@ _SOURCE = (
     r"|dll|exe|so|dylib|jar|war|class|pl|pm|rs|ex|exs|erl|swift)"
 )
 # After a word, a dot or a slash, a slash is inside a URL (https://host/var/x),
-# a file name or a longer path: a path starts a token. Every character a
-# segment holds is refused here, so a chain of segments is tried once.
-_STARTS = r"(?<![\w.~/:@%+$\\-]/)"
+# a file name or a longer path: a path starts a token, or a line in JSON-escaped
+# text (\n/var/x). Every character a segment holds is refused here, so a chain
+# of segments is tried once.
+_STARTS = r"(?:(?<![\w.~/:@%+$\\-]/)|(?<=\\[nrt]/))"
 _PATH = (
     rf"/{_STARTS}{_ROOTS}/[\w.@+~$-]",
-    rf"\\/(?<![\w.~/:@%+$\\-]\\/){_ROOTS}\\/[\w.@+~$-]",
+    rf"\\/(?:(?<![\w.~/:@%+$\\-]\\/)|(?<=\\[nrt]\\/)){_ROOTS}\\/[\w.@+~$-]",
     rf"/{_STARTS}[\w.@+~$-]{{1,255}}(?:/[\w.@+~$-]{{1,255}}){{0,64}}\.{_SOURCE}\b",
     # C:\ and C:/, the drive letter alone: "a:" and "http:" are not drives. In
     # JSON-escaped text "A:\nB" is a line break, so \n, \r or \t after the drive

@@ -348,6 +348,8 @@ UNSAFE = [
     pytest.param("share \\\\fileserver01\\exports is offline", PATH, id="path-unc"),
     pytest.param("loaded file:///home/deploy/app/index.html", PATH, id="path-file-url"),
     pytest.param('{"error":"cannot read \\/var\\/www\\/html\\/.env"}', PATH, id="path-json-escaped-slashes"),
+    pytest.param('{"error":"upload failed:\\n/var/lib/shop/uploads/42.pdf"}', PATH, id="path-json-escaped-line-start"),
+    pytest.param('{"error":"upload failed:\\n\\/var\\/lib\\/shop"}', PATH, id="path-json-escaped-line-and-slashes"),
     pytest.param(crlf("Upload failed.\nTarget: /srv/media/avatars/7.png\nTry again."), PATH, id="path-embedded-crlf"),
 ]
 
@@ -394,6 +396,29 @@ SAFE = [
     "Step A:\\nFill in the form",
     "Conflict\nThe document changed while you were editing it.\nReload it and apply your changes again.",
 ]
+
+
+# .NET's exception line is joined to the frame after it, rather than matched with it as one pattern.
+EXCEPTION = "System.InvalidOperationException: Sequence contains no elements"
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        pytest.param(f"{EXCEPTION}\r\n   at lambda_method12(Closure , Object )", DOTNET, id="frame-on-the-next-line"),
+        pytest.param(f"{EXCEPTION} at Run()", DOTNET, id="frame-on-the-same-line"),
+        pytest.param(f'{{"trace": "{EXCEPTION}\\r\\n   at Run()"}}', DOTNET, id="json-escaped"),
+        pytest.param("Microsoft.Data.ConnectionException: lost\n\n  at Open()", DOTNET, id="microsoft-blank-lines"),
+        pytest.param(f"{EXCEPTION}{' x' * 500} at Run()", None, id="frame-past-the-window"),
+        pytest.param(f"{EXCEPTION}\n{' ' * 25}at Run()", None, id="too-many-blanks-after-the-break"),
+        pytest.param(f"{EXCEPTION}\nWe looked at it", None, id="words-after-the-break"),
+        pytest.param(f"{EXCEPTION}\n" * 3 + "Retry at noon", None, id="many-lines-no-frame"),
+        pytest.param(f"{EXCEPTION[:-40]}:\n   at Run()", None, id="not-an-exception-type"),
+    ],
+)
+def test_dotnet_exception_line_needs_a_frame_after_it(text: str, reason: str | None) -> None:
+    assert unsafe_reason(text) == reason
+    assert unsafe_reason(f"{'Please select a plan. ' * 20}\n{text}") == reason  # the long-text path too
 
 
 @pytest.mark.parametrize(("text", "reason"), UNSAFE)
