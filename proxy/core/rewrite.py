@@ -102,6 +102,13 @@ def parse(reply: UpstreamReply, body: bytes | None) -> Parsed:
     document: Any = MISSING
     if "json" in reply.media_type or text.lstrip()[:1] in ("{", "["):
         document = _loads(text)
+        try:
+            # json.loads takes what no JSON can be written with: a lone surrogate ("\ud800"), or an
+            # integer past 64 bits when orjson refused the body for another reason (1e400). Kept, it
+            # would fail the problem's own JSON later; a body with one is not read as JSON at all.
+            orjson.dumps(document)
+        except orjson.JSONEncodeError:
+            document = MISSING
     return Parsed(text, document)
 
 
