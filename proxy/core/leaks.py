@@ -99,9 +99,12 @@ _NODE_LOCATION = (
     r"|[\w.@/-]{1,400}\.(?:[cm]?[jt]s|[jt]sx)):\d+:\d+"
 )
 _NODE = (
-    _word("at ") + rf"(?:async )?(?:new )?[^\s()]{{1,300}}+ \((?:{_NODE_LOCATION}|native|<anonymous>|index \d+)\)",
-    _word("at ") + rf"(?:async )?{_NODE_LOCATION}",
-    _word("at ") + r"(?:Object\.<anonymous>|process\.processTicksAndRejections|Module\._compile)",
+    # Three kinds of frame behind one "at ": one attempt at each "at " in the text, not three.
+    _word("at ") + "(?:" + "|".join((
+        rf"(?:async )?(?:new )?[^\s()]{{1,300}}+ \((?:{_NODE_LOCATION}|native|<anonymous>|index \d+)\)",
+        rf"(?:async )?{_NODE_LOCATION}",
+        r"Object\.<anonymous>|process\.processTicksAndRejections|Module\._compile",
+    )) + ")",
     r"node:internal/",
 )
 _GO = (
