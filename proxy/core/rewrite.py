@@ -190,7 +190,11 @@ def normalize(
             if value is not MISSING and scrub.find_unsafe_in_json(value) is None:
                 problem.extensions[name] = value
     if final in CONCURRENCY_STATUSES and "ETag" in reply.headers:
-        problem.extensions.setdefault("current_etag", reply.headers["ETag"])
+        etag = reply.headers["ETag"]
+        # Header bytes arrive as they came (obs-text as surrogates): only a value JSON can carry
+        # verbatim, for the client to send back in If-Match, becomes a member.
+        if etag.isascii() and etag.isprintable():
+            problem.extensions.setdefault("current_etag", etag)
     return problem
 
 
