@@ -11,7 +11,7 @@ import brotli
 import pytest
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from proxy.core.rewrite import Parsed, UpstreamReply, decode_body, normalize, parse, select_rule, success_false
+from proxy.core.rewrite import Parsed, UpstreamReply, decode_body, normalize, parse, select_rule, success_false, rewrite
 from proxy.core.pointer import MISSING
 from proxy.core.problem import DEFAULT_DETAILS
 from proxy.core.settings import ErrorPolicy, ErrorRule, SuccessFalse
@@ -504,3 +504,16 @@ def test_success_false(body, pointer, expected):
 
 def test_success_false_without_body():
     assert success_false(SuccessFalse(status=422), Parsed("", MISSING)) is False
+
+
+@pytest.mark.parametrize(("etag", "kept"), [
+    pytest.param('"v7"', True, id="ascii"),
+    pytest.param('"\udcff\udcfe"', False, id="obs-text-bytes"),
+    pytest.param('"v7\x00"', False, id="control"),
+])
+def test_current_etag_only_when_json_can_carry_it(etag, kept):
+    problem = rewrite(ErrorPolicy(), 409, {"ETag": etag, "Content-Type": "application/json"}, b"{}",
+                      instance="/d/1", request_id="rid")
+    assert problem is not None
+    assert ("current_etag" in problem.extensions) is kept
+    assert json.loads(problem.to_json())["status"] == 409  # serializable whatever the header held
