@@ -185,3 +185,23 @@ async def raw_exchange(port: int, data: bytes, *, timeout: float = 10) -> bytes:
         return await asyncio.wait_for(reader.read(), timeout)
     finally:
         writer.close()
+
+
+@pytest.fixture
+def redis_server(tmp_path):
+    """A real redis-server on a free 127.0.0.1 port (tests/functional/redis_server.py), stopped at teardown.
+
+    Without redis-server the test is skipped, except under CI (`CI` set), where
+    .ci/run installs it and its absence is a failure.
+    """
+    from tests.functional.redis_server import RedisServer, redis_server_path
+
+    binary = redis_server_path()
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is missing: .ci/run installs it (apt-get install redis-server)")
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    server = RedisServer(binary, tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()

@@ -16,11 +16,12 @@ from typing import Any
 from yarl import URL
 
 from .brand import check_template_name
+from .concurrency import check_concurrency
 from .keys import field_types, yaml_keys
 from .policy import POLICY_KEYS, check_policy
 from .problems import HOST, Checker, Converter
 from .values import read_count, read_duration, read_positive_duration, read_size
-from ..core.settings import ErrorPolicy, Match, Route, ServerSettings, UpstreamSettings
+from ..core.settings import Concurrency, ErrorPolicy, Match, Route, ServerSettings, UpstreamSettings
 
 _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -70,7 +71,7 @@ _UPSTREAM_UNITS = _converters(UpstreamSettings, _UPSTREAM_KEYS)
 # A route's `errors` field is no key of its own: its policy keys sit in the route, as in `defaults`.
 _ROUTE_KEYS = yaml_keys(Route, {"errors": None}) | POLICY_KEYS
 # The route fields `defaults` may set too, besides the policy.
-_ROUTE_POLICY_KEYS = yaml_keys(Route, only={"host_header", "max_body_size"}) | POLICY_KEYS
+_ROUTE_POLICY_KEYS = yaml_keys(Route, only={"host_header", "max_body_size", "concurrency"}) | POLICY_KEYS
 _MATCH_KEYS = yaml_keys(Match, {"hosts": "host"})  # `host: a.com` or `host: [a.com, b.com]`
 
 
@@ -118,7 +119,8 @@ def _url(check: Checker, path: str, value: Any) -> URL | None:
 
 
 def check_route(check: Checker, path: str, index: int, spec: Any, default_limits: tuple[str, int | None],
-                upstreams: dict[str, UpstreamSettings | None], default_policy: ErrorPolicy) -> Route | None:
+                upstreams: dict[str, UpstreamSettings | None], default_policy: ErrorPolicy,
+                default_concurrency: Concurrency | None = None) -> Route | None:
     given, spec = spec, check.mapping(path, spec, _ROUTE_KEYS, required=True)
     if not isinstance(given, dict) or not given:
         return None  # reported; checking its missing keys would only repeat it
@@ -138,10 +140,14 @@ def check_route(check: Checker, path: str, index: int, spec: Any, default_limits
     template = check_template_name(check, f"{path}.template", spec["template"]) if "template" in spec else None
     # Only the route's own keys are checked here: a bad default is reported once.
     errors = check_policy(check, path, {k: v for k, v in spec.items() if k in POLICY_KEYS}, default_policy)
+    concurrency = default_concurrency
+    if "concurrency" in spec:  # applied key by key over the defaults' block
+        concurrency = check_concurrency(check, f"{path}.concurrency", spec["concurrency"], default_concurrency)
     if upstream is None or match is None or not isinstance(name, str):
         return None
     return Route(name=name, match=match, upstream=upstream, strip_prefix=strip,
-                 host_header=host_header, max_body_size=max_body, errors=errors, template=template)
+                 host_header=host_header, max_body_size=max_body, errors=errors, template=template,
+                 concurrency=concurrency)
 
 
 def check_limits(check: Checker, path: str, spec: dict[str, Any], base: tuple[str, int | None]) -> tuple[str, int | None]:

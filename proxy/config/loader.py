@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from .brand import check_brand, check_templates_dir
+from .concurrency import check_concurrency
 from .check import (  # noqa: F401  (the key sets are part of this module's face)
     _MATCH_KEYS, _ROUTE_KEYS, _ROUTE_POLICY_KEYS, _SERVER_KEYS, _UPSTREAM_KEYS,
     check_limits, check_route, check_server, check_upstream,
@@ -121,6 +122,7 @@ def from_mapping(data: Any, source: str) -> Settings:
     defaults = check.mapping("defaults", top.get("defaults", {}), _ROUTE_POLICY_KEYS)
     default_policy = check_policy(check, "defaults", defaults)
     default_limits = check_limits(check, "defaults", defaults, ("upstream", DEFAULT_MAX_BODY))
+    default_concurrency = check_concurrency(check, "defaults.concurrency", defaults.get("concurrency"), None)
     routes_data = top.get("routes")
     if not isinstance(routes_data, list) or not routes_data:
         check.fail("routes", routes_data, "must be a non-empty list of routes")
@@ -128,7 +130,8 @@ def from_mapping(data: Any, source: str) -> Settings:
     routes = []
     names: set[str] = set()
     for index, spec in enumerate(routes_data):
-        route = check_route(check, f"routes[{index}]", index, spec, default_limits, upstreams, default_policy)
+        route = check_route(check, f"routes[{index}]", index, spec, default_limits, upstreams, default_policy,
+                            default_concurrency)
         # Checked on invalid routes too, so fixing one problem does not reveal another.
         name = route.name if route is not None else spec.get("name") if isinstance(spec, dict) else None
         if isinstance(name, str):

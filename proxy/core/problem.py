@@ -89,6 +89,7 @@ class Problem:
             instance=instance,
             request_id=request_id,
             proxy_status=f"error={error.proxy_status}" if error.proxy_status else None,
+            extensions=dict(error.extensions),
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from ..observe.accesslog import AccessLog, Exchange
 from ..upstream import Response, Upstreams, read_capped
 from . import websocket
 from .body import RequestBody
+from .guard import Guard
 from .pages import Pages
 from .passthrough import stream_back
 from .render import ProblemResponse, Shape, render
@@ -39,12 +40,14 @@ class Proxy:
         self.settings = settings
         self.router = Router(settings.routes)
         self.upstreams = upstreams or Upstreams()
+        self.guard = Guard(self.upstreams)
         self.pages = Pages(settings.brand, settings.templates_dir)
         self.access_log = AccessLog(settings.ops.access_log)
         self._default_shape = Shape(settings.errors, self.pages)
         self._shapes = {route.name: Shape(route.errors, self.pages, route.template) for route in settings.routes}
 
     async def close(self) -> None:
+        await self.guard.close()
         await self.upstreams.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
@@ -76,7 +79,7 @@ class Proxy:
         """The proxy's own error, in the route's shape when the route rewrites proxy errors."""
         problem = Problem.from_error(error, instance=request.path, request_id=exchange.request_id)
         response = render(problem, self._shape(route), origin="proxy", accept=request.headers.get(hdrs.ACCEPT),
-                          method=request.method, path=request.path)
+                          method=request.method, path=request.path, keep=error.keep)
         if isinstance(error, errors.BodyTooLarge):
             response.force_close()  # the rest of the body is not wanted on this connection
         return response
@@ -102,20 +105,29 @@ class Proxy:
         if route.max_body_size is not None and length is not None and length > route.max_body_size:
             raise errors.BodyTooLarge()
         body = RequestBody(request, route.max_body_size) if request.body_exists else None
-        upstream_response = await self.upstreams.send(upstream, request.method, target, outgoing, body,
-                                                      request_id=exchange.request_id, keep_host=keep_host)
-        exchange.answered(upstream_response.status)
+        # The conflict guard (guard.py): a write's preconditions checked and its lock taken, or a refusal.
+        ticket = await self.guard.admit(request, route, target, outgoing, exchange) if route.concurrency else None
         try:
-            cap = body_cap(route.errors, upstream_response.status, upstream_response.content_type)
-            if cap is None:
-                return await stream_back(request, upstream_response, exchange, upstream)
-            return await self._intercept(request, upstream_response, route, exchange, cap)
-        except BaseException:
-            # Cancelled because the client went away, or failed half-way: the
-            # connection holds an unread body, so it can neither stay checked
-            # out (a leak against max_connections) nor go back to the pool.
-            upstream_response.close()
-            raise
+            upstream_response = await self.upstreams.send(upstream, request.method, target, outgoing, body,
+                                                          request_id=exchange.request_id, keep_host=keep_host)
+            exchange.answered(upstream_response.status)
+            try:
+                answered = await ticket.answer(request, upstream_response, exchange) if ticket is not None else None
+                if answered is not None:
+                    return answered  # sent with the guard's ETag, or a 304
+                cap = body_cap(route.errors, upstream_response.status, upstream_response.content_type)
+                if cap is None:
+                    return await stream_back(request, upstream_response, exchange, upstream)
+                return await self._intercept(request, upstream_response, route, exchange, cap)
+            except BaseException:
+                # Cancelled because the client went away, or failed half-way: the
+                # connection holds an unread body, so it can neither stay checked
+                # out (a leak against max_connections) nor go back to the pool.
+                upstream_response.close()
+                raise
+        finally:
+            if ticket is not None:
+                await ticket.release()  # a write's lock: held until its response has been sent
 
     async def _intercept(self, request: web.BaseRequest, upstream_response: Response, route: Route,
                          exchange: Exchange, cap: int) -> web.StreamResponse:

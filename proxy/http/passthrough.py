@@ -28,14 +28,20 @@ class PassthroughResponse(DeferredHeadResponse):
 
 
 async def stream_back(request: web.BaseRequest, upstream_response: Response, exchange: Exchange,
-                      upstream: UpstreamSettings, prefix: bytes = b"", complete: bool = False) -> web.StreamResponse:
-    """Stream `upstream_response` to the client; `prefix` was read already (and is all of it, if `complete`)."""
+                      upstream: UpstreamSettings, prefix: bytes = b"", complete: bool = False,
+                      etag: str | None = None) -> web.StreamResponse:
+    """Stream `upstream_response` to the client; `prefix` was read already (and is all of it, if `complete`).
+
+    `etag` replaces the upstream's ETag (the conflict guard's, for a representation that had none).
+    """
     version = "%d.%d" % upstream_response.version
     response = PassthroughResponse(
         status=upstream_response.status,
         reason=upstream_response.reason,
         headers=headers.downstream_response_headers(upstream_response.headers, version),
     )
+    if etag is not None:
+        response.headers["ETag"] = etag
     try:
         if not complete and upstream_response.complete:
             prefix += await upstream_response.read()  # all there: head and body go in one write

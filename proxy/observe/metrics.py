@@ -4,6 +4,9 @@
     errorproxy_intercepted_total{route,upstream_status,status,format}   counter
     errorproxy_upstream_errors_total{upstream,kind}                     counter
     errorproxy_upstream_duration_seconds{route}                         histogram
+    errorproxy_conflicts_prevented_total{route}                         counter
+    errorproxy_precondition_required_total{route}                       counter
+    errorproxy_lock_wait_seconds{route}                                 histogram
     errorproxy_config_reloads_total{result}                             counter
     errorproxy_build_info{version,python,aiohttp}                       gauge, always 1
 
@@ -62,6 +65,20 @@ UPSTREAM_DURATION = Histogram(
     "errorproxy_upstream_duration_seconds", "Time from receiving a request to the upstream's response headers.",
     ("route",), buckets=_BUCKETS,
 )
+CONFLICTS_PREVENTED = Counter(
+    "errorproxy_conflicts_prevented_total",
+    "Guarded writes refused because the resource was not in the state their precondition named (412, or 409).",
+    ("route",),
+)
+PRECONDITION_REQUIRED = Counter(
+    "errorproxy_precondition_required_total", "Guarded writes refused for carrying no precondition (428).",
+    ("route",),
+)
+LOCK_WAIT = Histogram(
+    "errorproxy_lock_wait_seconds",
+    "Time a guarded write waited for its resource's lock, refused waits (lock_timeout, lock store down) included.",
+    ("route",), buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
 CONFIG_RELOADS = Counter(
     "errorproxy_config_reloads_total", "Configuration reloads: ok, or invalid (the running config was kept).",
     ("result",),
@@ -114,6 +131,21 @@ def upstream_failed(upstream: str, kind: str | None) -> None:
     if child is None:
         child = _upstream_errors[key] = UPSTREAM_ERRORS.labels(*key)
     child.inc()
+
+
+def conflict_prevented(route: str) -> None:
+    """Count a guarded write refused because its precondition did not hold."""
+    CONFLICTS_PREVENTED.labels(route).inc()
+
+
+def precondition_required(route: str) -> None:
+    """Count a guarded write refused with 428 for carrying no If-Match."""
+    PRECONDITION_REQUIRED.labels(route).inc()
+
+
+def lock_waited(route: str, seconds: float) -> None:
+    """Observe how long a guarded write waited for its lock (granted or not)."""
+    LOCK_WAIT.labels(route).observe(seconds)
 
 
 def reload_counted(ok: bool) -> None:

@@ -13,6 +13,8 @@ from proxy.config import brand as loader_brand
 
 from proxy.config import policy as loader_policy
 
+from proxy.config.concurrency import CONCURRENCY_KEYS
+
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
 
 
@@ -34,6 +36,7 @@ def _documented(heading: str) -> set[str]:
         pytest.param("## Route policy (in `defaults` or a route)", loader._ROUTE_POLICY_KEYS, id="policy"),
         pytest.param("### `errors[N]`", loader_policy._RULE_KEYS, id="rule"),
         pytest.param("### `success_false`", loader_policy._SUCCESS_FALSE_KEYS, id="success_false"),
+        pytest.param("### `concurrency`", CONCURRENCY_KEYS, id="concurrency"),
     ],
 )
 def test_reference_lists_every_accepted_key(heading, accepted):
