@@ -12,7 +12,7 @@ from typing import Sequence
 from . import __version__
 from .config.loader import ConfigError
 from .ops.reload import Source
-from .core.settings import Settings
+from .core.settings import Settings, UnixAddress
 from .ops.tuning import raise_open_files, tune_malloc
 from .ops.workers import MAX_WORKERS, Supervisor, worker_link
 
@@ -66,10 +66,10 @@ def _source(args: argparse.Namespace) -> Source:
                   upstream=getattr(args, "upstream", None), listen=getattr(args, "listen", None))
 
 
-def _settings(source: Source) -> Settings | None:
-    """Valid settings whose templates all render, or None after printing every problem."""
+def _settings(source: Source) -> tuple[Settings, list[str]] | None:
+    """Valid settings whose templates all render, and warnings; or None after printing every problem."""
     try:
-        return source.load()
+        return source.load_checked()
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)
@@ -82,9 +82,10 @@ def _settings(source: Source) -> Settings | None:
 
 def _run(args: argparse.Namespace) -> int:
     source = _source(args)
-    settings = _settings(source)
-    if settings is None:
+    loaded = _settings(source)
+    if loaded is None:
         return 1
+    settings, warnings = loaded
     try:
         workers = _workers(args)
     except ValueError as exc:
@@ -92,7 +93,14 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     link = worker_link(os.environ)
     _setup_logging(worker=link is not None)
+    if link is None:  # workers would repeat them
+        for warning in warnings:
+            logging.getLogger("errorproxy").warning("%s: %s", settings.source, warning)
     if link is None and workers > 1:
+        if isinstance(settings.listen, UnixAddress):
+            print(f"errorproxy run: --workers {workers} needs a TCP listen address; "
+                  f"{settings.listen} is served by one process", file=sys.stderr)
+            return 2
         try:
             return Supervisor(source, settings, workers).run()
         except OSError as exc:
@@ -129,9 +137,12 @@ def _workers(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    settings = _settings(_source(args))
-    if settings is None:
+    loaded = _settings(_source(args))
+    if loaded is None:
         return 1
+    settings, warnings = loaded
+    for warning in warnings:
+        print(f"{settings.source}: warning: {warning}", file=sys.stderr)
     try:
         print(summary(settings), flush=True)
     except BrokenPipeError:  # `errorproxy check | head -1`: the reader has what it wanted
@@ -199,7 +210,13 @@ def _preview(args: argparse.Namespace) -> int:
 
 def summary(settings: Settings) -> str:
     """A one-screen description of a valid config."""
-    lines = [f"{settings.source}: ok", f"listen {settings.listen}", "upstreams:"]
+    lines = [f"{settings.source}: ok", f"listen {settings.listen}"]
+    if settings.tls is not None:
+        tls = settings.tls
+        lines.append(f"  tls: cert {tls.cert}, key {tls.key}"
+                     + (f", client certificates from {tls.client_ca}" if tls.client_ca else "")
+                     + (f"; {tls.redirect_from} redirects to https" if tls.redirect_from else ""))
+    lines.append("upstreams:")
     for upstream in settings.upstreams.values():
         lines.append(
             f"  {upstream.name:<12} {upstream.url}  connect {upstream.connect_timeout:g}s, "

@@ -25,7 +25,7 @@ from typing import Awaitable, Callable
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-_LISTENING = re.compile(r"listening on (http://\S+?)[ ,]")
+_LISTENING = re.compile(r"listening on ((?:https?://|unix:)\S+?)[ ,]")
 
 
 @dataclass

@@ -20,6 +20,7 @@ from .concurrency import check_concurrency
 from .keys import field_types, yaml_keys
 from .policy import POLICY_KEYS, check_policy
 from .problems import HOST, Checker, Converter
+from .transport import check_target, check_upstream_tls
 from .values import read_count, read_duration, read_positive_duration, read_size
 from ..core.settings import Concurrency, ErrorPolicy, Match, Route, ServerSettings, UpstreamSettings
 
@@ -65,7 +66,7 @@ def _converters(cls: type, keys: frozenset[str]) -> dict[str, Converter]:
 
 _SERVER_KEYS = yaml_keys(ServerSettings)
 _SERVER_UNITS = _converters(ServerSettings, _SERVER_KEYS)
-# `name` is the upstream's key under `upstreams`; `url` and `targets` are checked together.
+# `name` is the upstream's key under `upstreams`; `url` and `targets` are checked together, `tls` with them.
 _UPSTREAM_KEYS = yaml_keys(UpstreamSettings, {"name": None})
 _UPSTREAM_UNITS = _converters(UpstreamSettings, _UPSTREAM_KEYS)
 # A route's `errors` field is no key of its own: its policy keys sit in the route, as in `defaults`.
@@ -89,33 +90,19 @@ def check_upstream(check: Checker, path: str, name: str, spec: Any) -> UpstreamS
     if "url" in spec and "targets" in spec:
         check.fail(f"{path}.targets", spec["targets"], "cannot be given with url: list every address in targets")
     elif "url" in spec:
-        targets = [_url(check, f"{path}.url", spec["url"])]
+        targets = [check_target(check, f"{path}.url", spec["url"])]
     elif isinstance(spec.get("targets"), list) and spec["targets"]:
-        targets = [_url(check, f"{path}.targets[{i}]", item) for i, item in enumerate(spec["targets"])]
+        targets = [check_target(check, f"{path}.targets[{i}]", item) for i, item in enumerate(spec["targets"])]
     elif "targets" in spec:
         check.fail(f"{path}.targets", spec["targets"], "must be a non-empty list of upstream URLs")
     elif spec:  # an empty spec is reported already
         check.missing(f"{path}.url", "an upstream needs a url (http://HOST:PORT) or targets")
     options = check.units(path, {k: v for k, v in spec.items() if k in _UPSTREAM_UNITS}, _UPSTREAM_UNITS)
-    if not targets or None in targets:
-        return None
     valid = tuple(url for url in targets if url is not None)
-    return UpstreamSettings(name=name, url=valid[0], targets=valid, **options)
-
-
-def _url(check: Checker, path: str, value: Any) -> URL | None:
-    try:
-        url = URL(value) if isinstance(value, str) else None
-    except ValueError:
-        url = None
-    if url is None or url.scheme != "http" or not url.host or url.query_string or url.fragment:
-        check.fail(path, value, "is not an upstream URL (http://HOST[:PORT][/base/path])")
+    tls = check_upstream_tls(check, path, spec.get("tls"), list(valid))
+    if not targets or None in targets or (tls is None and any(url.scheme == "https" for url in valid)):
         return None
-    if "@" in url.raw_authority:
-        # They would travel in the Host header; credentials belong in headers the upstream checks.
-        check.fail(path, value, "must not hold credentials (user:password@)")
-        return None
-    return url
+    return UpstreamSettings(name=name, url=valid[0], targets=valid, tls=tls, **options)
 
 
 def check_route(check: Checker, path: str, index: int, spec: Any, default_limits: tuple[str, int | None],

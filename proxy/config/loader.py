@@ -24,6 +24,7 @@ from .ops import OPS_KEYS, check_ops
 from .parse import YAMLProblem, parse_yaml
 from .policy import check_policy
 from .problems import Checker
+from .transport import check_listen, check_listen_mode, check_listener_tls
 from ..core.settings import DEFAULT_MAX_BODY, Settings
 
 EMBEDDED = "<embedded>"
@@ -109,7 +110,9 @@ def from_mapping(data: Any, source: str) -> Settings:
     """Validate a parsed YAML document; raise ConfigError with every problem."""
     check = Checker()
     top = check.mapping("", data, _TOP_KEYS)
-    listen = check.address("listen", top.get("listen", "0.0.0.0:8080"))
+    listen = check_listen(check, "listen", top.get("listen", "0.0.0.0:8080"))
+    tls = check_listener_tls(check, top["tls"], listen) if "tls" in top else None
+    listen_mode = check_listen_mode(check, top["listen_mode"], listen) if "listen_mode" in top else None
     ops = check_ops(check, top)
     server = check_server(check, top.get("server", {}))
     trusted = check.networks("trusted_proxies", top.get("trusted_proxies", []))
@@ -156,4 +159,6 @@ def from_mapping(data: Any, source: str) -> Settings:
         templates_dir=templates_dir,
         errors=default_policy,
         ops=ops,
+        tls=tls,
+        listen_mode=listen_mode,
     )

@@ -12,6 +12,8 @@
     │   ├── ResponseIncomplete      502     http_response_incomplete
     │   ├── ResponseTooLarge        502     http_response_header_section_size
     │   ├── UpgradeFailed           502     http_upgrade_failed
+    │   ├── TLSCertificateError     502     tls_certificate_error (its certificate did not verify)
+    │   ├── TLSProtocolError        502     tls_protocol_error (the handshake failed otherwise)
     │   └── UpgradeRefused          the upstream's status (received-status=...)
     ├── PreconditionFailed          412     (none)  or the route's on_mismatch, 409; current_etag + ETag
     ├── PreconditionUnverifiable    412     (none)  the current representation has no ETag to compare
@@ -113,6 +115,20 @@ class ResponseTooLarge(UpstreamError):
 class UpgradeFailed(UpstreamError):
     detail = "The service behind this address did not accept the WebSocket upgrade."
     proxy_status = "http_upgrade_failed"
+
+
+class TLSCertificateError(UpstreamError):
+    """The upstream's certificate did not verify; `detail` says why (expired, unknown issuer, name)."""
+
+    detail = "The service's TLS certificate was not accepted."
+    proxy_status = "tls_certificate_error"
+
+
+class TLSProtocolError(UpstreamError):
+    """The TLS handshake with the upstream failed for a reason other than its certificate."""
+
+    detail = "The TLS handshake with the service failed."
+    proxy_status = "tls_protocol_error"
 
 
 class ClientGone(ProxyError):

@@ -106,10 +106,12 @@ def upstream_request_headers(
     host: str,
     version: str,
     request_id: str,
+    proto: str = "http",
 ) -> CIMultiDict[str]:
     """The headers sent upstream: end-to-end ones as received, plus forwarding ones.
 
-    `host` is the Host value to send (the client's or the upstream's, per route).
+    `host` is the Host value to send (the client's or the upstream's, per route);
+    `proto` is how the client reached the proxy, `http` or `https` (TLS).
     X-Forwarded-* from the client are kept only when the peer is a trusted proxy.
     """
     out = _copy(incoming, _REQUEST_DROP_LOWER)
@@ -118,13 +120,13 @@ def upstream_request_headers(
     if trusted:
         prior = ", ".join(incoming.getall("X-Forwarded-For", ()))
         out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else (peer or "")
-        out.setdefault("X-Forwarded-Proto", "http")
+        out.setdefault("X-Forwarded-Proto", proto)
         out.setdefault("X-Forwarded-Host", client_host)
     else:
         for name in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"):
             out.popall(name, None)
         out["X-Forwarded-For"] = peer or ""
-        out["X-Forwarded-Proto"] = "http"
+        out["X-Forwarded-Proto"] = proto
         if client_host:
             out["X-Forwarded-Host"] = client_host
     _add_via(out, version)

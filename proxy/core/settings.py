@@ -29,9 +29,50 @@ class Address:
     def __str__(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
-    def url(self) -> str:
+    def url(self, scheme: str = "http") -> str:
         """`http://[::1]:8080` for Address("::1", 8080)."""
-        return f"http://{self}"
+        return f"{scheme}://{self}"
+
+
+@dataclass(frozen=True, slots=True)
+class UnixAddress:
+    """A Unix-domain socket to listen on, written `unix:/run/errorproxy.sock`."""
+
+    path: str
+
+    def __str__(self) -> str:
+        return f"unix:{self.path}"
+
+    def url(self, scheme: str = "http") -> str:
+        """`unix:/run/errorproxy.sock` (what a client connects to; the scheme says nothing here)."""
+        return str(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerTLS:
+    """TLS on the public listener (the `tls:` block beside `listen`).
+
+    `cert` and `key` are read again on every reload, so a certificate rotates
+    without a restart.
+    """
+
+    cert: str  # PEM file: the certificate, then its intermediates
+    key: str  # PEM file: its private key, unencrypted
+    client_ca: str | None = None  # PEM CA bundle: clients must present a certificate it signed (mTLS)
+    redirect_from: Address | None = None  # a plain-HTTP listener answering 308 to https
+    redirect_port: int | None = None  # the https port Location names; None: the listener's own
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamTLS:
+    """How connections to an `https://` upstream are secured (its `tls:` block)."""
+
+    ca_file: str | None = None  # PEM CA bundle trusted instead of the system store
+    verify: bool = True  # False: any certificate, any name (logged as a warning at start)
+    server_name: str | None = None  # SNI and the name checked; None: the target URL's host
+    client_cert: str | None = None  # PEM certificate chain presented to the upstream (mTLS)
+    client_key: str | None = None  # its private key; None: in `client_cert`'s file
+    min_version: str = "1.2"  # "1.2" or "1.3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +101,7 @@ class OpsSettings:
 @dataclass(frozen=True, slots=True)
 class UpstreamSettings:
     name: str
-    url: URL  # scheme, host, port and an optional base path (no query); the first of `targets`
+    url: URL  # http(s)://HOST[:PORT][/base] or unix:/PATH[:/base] (see core.targets); the first of `targets`
     connect_timeout: float = 5.0
     read_timeout: float = 60.0  # headers, and then each body read, must arrive within this
     max_connections: int = 256  # cap on open connections to this upstream
@@ -70,6 +111,7 @@ class UpstreamSettings:
     eject_for: float = 10.0  # a target that refuses connections is skipped this long, then probed
     retries: int = 2  # extra tries, on untried targets, of a request whose connection could not be made
     retry_backoff: float = 0.05  # first retry delay, doubled on each further try
+    tls: UpstreamTLS | None = None  # set for https:// upstreams (and only for them)
 
     def __post_init__(self) -> None:
         if not self.targets:
@@ -198,7 +240,7 @@ class Route:
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    listen: Address
+    listen: Address | UnixAddress
     upstreams: Mapping[str, UpstreamSettings]
     routes: tuple[Route, ...]
     server: ServerSettings = ServerSettings()
@@ -208,3 +250,5 @@ class Settings:
     errors: ErrorPolicy = ErrorPolicy()  # the `defaults` policy, for requests no route matches
     brand: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     templates_dir: str | None = None  # files here override the built-in templates one by one
+    tls: ListenerTLS | None = None  # TLS on `listen`
+    listen_mode: int | None = None  # file mode of a Unix-socket `listen`; None: as the umask leaves it

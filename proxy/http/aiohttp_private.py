@@ -91,11 +91,12 @@ def handler_arguments(server: web.Server) -> tuple[asyncio.AbstractEventLoop, di
     return server._loop, server._kwargs
 
 
-def listening_urls(site: web.BaseSite) -> list[str]:
-    """`http://host:port` for each socket the site listens on (port 0 resolved)."""
+def listening_urls(site: web.BaseSite, scheme: str = "http") -> list[str]:
+    """`http://host:port` for each socket the site listens on (port 0 resolved); `unix:/path` for a Unix socket."""
     server = site._server
     sockets: list[socket.socket] = list(server.sockets) if server is not None else []  # type: ignore[union-attr]
-    return [str(Address(*sock.getsockname()[:2]).url()) for sock in sockets]
+    return [f"unix:{sock.getsockname()}" if sock.family == socket.AF_UNIX else Address(*sock.getsockname()[:2]).url(scheme)
+            for sock in sockets]
 
 
 def handshake_headers(ws: ClientWebSocketResponse):

@@ -96,6 +96,7 @@ class Proxy:
             host=request.headers[hdrs.HOST] if keep_host else upstream.url.raw_authority,
             version=f"{request.version.major}.{request.version.minor}",
             request_id=exchange.request_id,
+            proto="https" if request.secure else "http",
         )
         target = upstream_target(request.raw_path, path, route.strip_prefix)
         if websocket.is_upgrade(request):

@@ -3,9 +3,13 @@
 A request runs to its end on the `Proxy` (settings, routes, upstream pools) it
 started with; a reload only changes which `Proxy` the next request gets:
 
-    SIGHUP or a changed file ─▶ Source.load() ─▶ valid? ─▶ Holder.swap(new)
-                                                  │            └─▶ old Proxy closed once its last request ends
+    SIGHUP or a changed file ─▶ Source.load() ─▶ valid? ─▶ listener certificate ─▶ Holder.swap(new)
+                                                  │          reloaded (tls)         └─▶ old Proxy closed once
+                                                  │                                     its last request ends
                                                   └─ invalid: every problem logged, the old Proxy keeps serving
+
+"A changed file" is the config file, or a certificate, key or CA file it
+names, so a renewed certificate is picked up without touching the config.
 
 Startup and reload read the configuration the same way (`Source.load`), so a
 file that `errorproxy check` accepts is one a reload accepts.
@@ -21,7 +25,9 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping
 
 from ..config.loader import ConfigError, load_from_env
+from ..config.material import inspect as inspect_tls
 from ..core.settings import Settings
+from .tls import ListenerCertificates
 
 log = logging.getLogger("errorproxy")
 
@@ -39,14 +45,19 @@ class Source:
 
     def load(self) -> Settings:
         """Valid settings whose templates all render; ConfigError lists every problem otherwise."""
+        return self.load_checked()[0]
+
+    def load_checked(self) -> tuple[Settings, list[str]]:
+        """`load`, and the warnings worth telling (a certificate that expires soon, `verify: false`)."""
         settings = load_from_env(self.env, config=self.config, upstream=self.upstream, listen=self.listen)
         from ..http.pages import Pages  # jinja2 is needed only once the YAML is valid
 
         route_templates = tuple(sorted({route.template for route in settings.routes if route.template}))
-        problems = Pages(settings.brand, settings.templates_dir).check(route_templates)
-        if problems:
-            raise ConfigError(settings.source, [f"template {problem}" for problem in problems])
-        return settings
+        problems = [f"template {problem}" for problem in Pages(settings.brand, settings.templates_dir).check(route_templates)]
+        tls = inspect_tls(settings)
+        if problems or tls.problems:
+            raise ConfigError(settings.source, tls.problems + problems)
+        return settings, tls.warnings
 
 
 class Holder:
@@ -144,10 +155,12 @@ class Reloader:
     counted as `invalid`, and the running config stays.
     """
 
-    def __init__(self, source: Source, holder, make_proxy: Callable[[Settings], object]) -> None:
+    def __init__(self, source: Source, holder, make_proxy: Callable[[Settings], object],
+                 certificates: ListenerCertificates | None = None) -> None:
         self.source = source
         self.holder = holder
         self.make_proxy = make_proxy
+        self.certificates = certificates  # the listener's, reloaded with the config
         self._lock = asyncio.Lock()
 
     async def reload(self, reason: str) -> bool:
@@ -156,7 +169,7 @@ class Reloader:
             log.info("reloading the config (%s)", reason)
             try:
                 # Off the event loop: parsing and rendering every template takes milliseconds.
-                settings = await asyncio.to_thread(self.source.load)
+                settings, warnings = await asyncio.to_thread(self.source.load_checked)
             except ConfigError as exc:
                 for problem in exc.problems:
                     log.error("reload refused: %s: %s", exc.source, problem)
@@ -169,8 +182,16 @@ class Reloader:
                           type(exc).__name__, exc)
                 _count(False)
                 return False
-            for warning in restart_needed(old, settings):
+            for warning in [*warnings, *restart_needed(old, settings)]:
                 log.warning("%s", warning)
+            if self.certificates is not None and settings.tls is not None:
+                try:
+                    await self.certificates.reload(settings.tls)
+                except Exception as exc:  # noqa: BLE001 - unreadable, mismatched, encrypted: the old certificate serves on
+                    log.error("reload refused: the listener certificate could not be loaded (%s: %.300s); "
+                              "the running config and certificate stay", type(exc).__name__, exc)
+                    _count(False)
+                    return False
             try:
                 proxy = self.make_proxy(settings)
             except Exception:
@@ -192,13 +213,13 @@ class Reloader:
         path = self.source.config or self.source.env.get("ERRORPROXY_CONFIG") or None
         if path is None or self.source.upstream:
             return  # the embedded config has no file to watch
-        seen = _signature(path)
+        seen = self._signatures(path)
         while True:
             await asyncio.sleep(interval)
             if not self.holder.current.settings.ops.watch_config:
-                seen = _signature(path)  # switched off: only changes made while on count
+                seen = self._signatures(path)  # switched off: only changes made while on count
                 continue
-            now = _signature(path)
+            now = self._signatures(path)
             if now != seen:
                 seen = now
                 try:
@@ -207,11 +228,36 @@ class Reloader:
                     log.exception("reloading %s failed; still watching it", path)
 
 
+    def _signatures(self, config: str) -> list[tuple[int, int, str] | None]:
+        """The config file's signature, then those of the TLS files the running config names."""
+        return [_signature(path) for path in (config, *tls_files(self.holder.current.settings))]
+
+
+def tls_files(settings: Settings) -> list[str]:
+    """Every certificate, key and CA file `settings` reads: the listener's and each upstream's."""
+    files = []
+    if settings.tls is not None:
+        files += [settings.tls.cert, settings.tls.key, settings.tls.client_ca]
+    for upstream in settings.upstreams.values():
+        if upstream.tls is not None:
+            files += [upstream.tls.ca_file, upstream.tls.client_cert, upstream.tls.client_key]
+    return [path for path in files if path is not None]
+
+
 def restart_needed(old: Settings, new: Settings, server: bool = True) -> list[str]:
     """What a reload cannot change in a running process, as warnings (`server`: the `server` limits too)."""
     warnings = []
     if new.listen != old.listen:
         warnings.append(f"listen changed from {old.listen} to {new.listen}: takes a restart; still listening on {old.listen}")
+    if (new.tls is None) != (old.tls is None):
+        state = "on" if old.tls is not None else "off"
+        warnings.append(f"tls was {'removed' if new.tls is None else 'added'}: takes a restart; TLS stays {state}")
+    elif new.tls is not None and old.tls is not None:
+        for key in ("client_ca", "redirect_from", "redirect_port"):
+            if getattr(new.tls, key) != getattr(old.tls, key):
+                warnings.append(f"tls.{key} changed: takes a restart; the old value stays (cert and key do reload)")
+    if new.listen_mode != old.listen_mode:
+        warnings.append("listen_mode changed: takes a restart; the socket keeps its mode")
     if new.ops.admin != old.ops.admin:
         warnings.append(f"admin changed from {old.ops.admin} to {new.ops.admin}: takes a restart; admin stays on {old.ops.admin}")
     # stop_delay and shutdown_timeout are read when the stop begins, so they do follow a reload.

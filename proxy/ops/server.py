@@ -23,7 +23,10 @@ from ..core.settings import ServerSettings
 from ..http import aiohttp_private as private
 from ..http.render import render
 from .admin import Admin, Readiness
+from .listeners import https_port, remove_socket, start_public, start_redirect
+from .redirect import redirect_handler
 from .reload import Holder, Reloader, Source
+from .tls import ListenerCertificates
 from .tuning import tune_gc
 
 log = logging.getLogger("errorproxy")
@@ -134,22 +137,28 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
     # Handlers first: a signal that arrives once "listening" is logged must find them.
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    # One context for the process's life: a reload loads a new certificate into it.
+    certificates = ListenerCertificates(settings.tls) if settings.tls is not None else None
     if reload_from is not None:
-        reloader = Reloader(reload_from, holder, type(proxy))
+        reloader = Reloader(reload_from, holder, type(proxy), certificates)
         loop.add_signal_handler(signal.SIGHUP, lambda: _start(background, reloader.reload("SIGHUP")))
     server = ProxyServer(holder.handle, limits)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=limits.shutdown_timeout)
     readiness = Readiness(lambda: holder.current.settings)
     admin = Admin(readiness)
+    site: web.BaseSite | None = None
+    redirect: web.ServerRunner | None = None
     try:
         await runner.setup()
-        site = web.TCPSite(runner, settings.listen.host, settings.listen.port, backlog=1024,
-                           reuse_port=reuse_port or None)
-        await site.start()
+        site = await start_public(runner, settings, certificates and certificates.context, reuse_port)
+        addresses = private.listening_urls(site, "https" if certificates is not None else "http")
+        if settings.tls is not None and settings.tls.redirect_from is not None:
+            redirect, urls = await start_redirect(ProxyServer(redirect_handler(https_port(settings, site)), limits),
+                                                  settings.tls.redirect_from, reuse_port)
+            log.info("redirecting %s to https", ", ".join(urls))
         readiness.ready = True
         # Before the public "listening on" line, so that line means both are up.
         await admin.start(reuse_port=reuse_port)
-        addresses = private.listening_urls(site)
         loop_name = type(loop).__module__.split(".")[0]
         who = f"worker {os.getpid()}" if reuse_port else "errorproxy"
         log.info("%s listening on %s (config %s, %d routes, %s event loop)",
@@ -161,6 +170,8 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
             ready(addresses)
         await stop.wait()
         readiness.ready = False  # /readyz fails from now on, while the admin listener stays up to say so
+        if redirect is not None:
+            await redirect.cleanup()
         await _drain(holder, server, runner)
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -169,6 +180,10 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await runner.cleanup()  # a no-op after a drain; closes the listener if starting failed
+        if redirect is not None:
+            await redirect.cleanup()
+        if site is not None:
+            remove_socket(settings, site)
         await holder.close()
         await admin.stop()
     log.info("stopped")

@@ -138,7 +138,8 @@ class Supervisor:
             self._wait_ready(_TICK)
             if not announced and all(slot.ready for slot in self.slots):
                 announced = True
-                log.info("errorproxy listening on %s (%d workers, pids %s, config %s)", self._listen.url(),
+                scheme = "https" if self.settings.tls is not None else "http"
+                log.info("errorproxy listening on %s (%d workers, pids %s, config %s)", self._listen.url(scheme),
                          len(self.slots), " ".join(str(slot.process.pid) for slot in self.slots if slot.process),
                          self.settings.source)
                 if self._admin is not None:

@@ -3,6 +3,8 @@
     UpstreamFailure
     ├── ConnectFailed      the connection could not be made (refused, unreachable, no address)
     ├── ConnectTimeout     it was not made within connect_timeout
+    ├── TLSFailed          the TLS handshake failed; `words` say why, for the client
+    │   └── CertificateRejected  the upstream's certificate did not verify
     ├── PoolTimeout        no connection came free within connect_timeout + read_timeout
     ├── ReadTimeout        nothing arrived for read_timeout
     ├── Malformed          the response is not valid HTTP/1.1
@@ -24,6 +26,19 @@ class ConnectFailed(UpstreamFailure):
 
 
 class ConnectTimeout(UpstreamFailure):
+    pass
+
+
+class TLSFailed(UpstreamFailure):
+    """The TLS handshake failed: the message (OpenSSL's) is logged, `words` are sent."""
+
+    def __init__(self, message: str, words: str) -> None:
+        super().__init__(message)
+        self.words = words
+        self.request_sent = False  # True for an alert that came instead of a response
+
+
+class CertificateRejected(TLSFailed):
     pass
 
 

@@ -19,6 +19,7 @@ from ..observe import metrics
 from . import errors as client_errors
 from .balancer import Outcome
 from .session import dialing
+from .tls import failure as tls_failure
 
 log = logging.getLogger("errorproxy.upstream")
 
@@ -26,10 +27,17 @@ log = logging.getLogger("errorproxy.upstream")
 def map_failure(exc: BaseException, upstream: UpstreamSettings, request_id: str) -> errors.ProxyError:
     """The ProxyError for an exception raised while talking to `upstream`; logged and counted here."""
     error: errors.ProxyError
-    if isinstance(exc, client_errors.UpstreamFailure):
+    if isinstance(exc, client_errors.TLSFailed):
+        tls_error = errors.TLSCertificateError if isinstance(exc, client_errors.CertificateRejected) else errors.TLSProtocolError
+        error = tls_error(exc.words)
+    elif isinstance(exc, client_errors.UpstreamFailure):
         error = _FAILURES.get(type(exc), errors.UpstreamError)()
         if isinstance(exc, client_errors.ConnectFailed) and not isinstance(exc.os_error, ConnectionRefusedError):
             error = errors.UpstreamError()
+    elif isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return map_failure(tls_failure(exc.certificate_error), upstream, request_id)
+    elif isinstance(exc, aiohttp.ClientConnectorSSLError):
+        return map_failure(tls_failure(exc.os_error), upstream, request_id)
     elif isinstance(exc, aiohttp.ClientConnectorError):
         refused = isinstance(exc.os_error, ConnectionRefusedError)
         error = errors.ConnectionRefused() if refused else errors.UpstreamError()
@@ -69,6 +77,8 @@ def outcome(exc: Exception) -> Outcome:
     """What a failed try says about its target."""
     if isinstance(exc, (client_errors.ConnectFailed, client_errors.ConnectTimeout)):
         return Outcome.UNREACHABLE  # no request was sent
+    if isinstance(exc, client_errors.TLSFailed):
+        return Outcome.CONNECTED if exc.request_sent else Outcome.UNREACHABLE
     if isinstance(exc, client_errors.UpstreamFailure):
         return Outcome.UNDECIDED if isinstance(exc, client_errors.PoolTimeout) else Outcome.CONNECTED
     if isinstance(exc, aiohttp.ClientConnectorError):

@@ -13,12 +13,16 @@ over in the chunks the socket gave:
     while chunk := await response.read(): ...
     response.release()  # read to its end: the connection goes back to the pool
 
-Failures raise `errors.UpstreamFailure`s.
+A pool dials TCP, TCP then TLS (an `https://` upstream, see `tls`), or a
+Unix socket (`unix:`), by what its upstream's URL says (`core.targets`); a TLS
+connection is kept alive and reused like any other. Failures raise
+`errors.UpstreamFailure`s.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 from typing import AsyncIterator
 
@@ -28,7 +32,9 @@ from yarl import URL
 from .errors import ConnectFailed, ConnectTimeout, Disconnected, PoolTimeout
 from .connection import Connection
 from .response import Response
+from .tls import client_context, failure, server_name
 from ..core.settings import UpstreamSettings
+from ..core.targets import dial_key, is_unix
 
 __all__ = ["ConnectionPool", "Response"]
 
@@ -41,6 +47,9 @@ class ConnectionPool:
     def __init__(self, settings: UpstreamSettings) -> None:
         self.settings = settings
         self.loop = asyncio.get_running_loop()
+        # One context for every connection (and WebSocket handshake) to this upstream.
+        self.tls: ssl.SSLContext | None = client_context(settings.tls) if settings.tls is not None else None
+        self._unix = is_unix(settings.url)
         self._idle: dict[tuple[str, int], list[Connection]] = {}
         self._all: set[Connection] = set()
         self._opening = 0
@@ -64,7 +73,7 @@ class ConnectionPool:
         """
         chunked = body is not None and "Content-Length" not in headers
         head = _serialize(method, path, headers, chunked)
-        key = (target.raw_host or "", target.port or 80)
+        key = dial_key(target)
         settings = self.settings
         while True:
             connection, reused = await self._acquire(key)
@@ -177,7 +186,7 @@ class ConnectionPool:
             if self._closed:
                 raise Disconnected("the pool was closed")
             async with asyncio.timeout(self.settings.connect_timeout):
-                _, connection = await self.loop.create_connection(lambda: Connection(self), *key)
+                connection = await self._dial(key)
             if self._closed or connection.transport is None:
                 connection.close()  # the pool closed, or the upstream hung up, while it was being made
                 connection = None
@@ -185,6 +194,13 @@ class ConnectionPool:
         except TimeoutError:
             raise ConnectTimeout(f"no connection to {key[0]}:{key[1]} within "
                                  f"{self.settings.connect_timeout:g}s") from None
+        except ssl.SSLError as exc:
+            raise failure(exc) from exc
+        except (ConnectionResetError, BrokenPipeError) as exc:
+            # TCP connects are refused, not reset: a reset comes from the TLS handshake.
+            if self.tls is not None:
+                raise failure(exc) from exc
+            raise ConnectFailed(exc) from exc
         except OSError as exc:
             raise ConnectFailed(exc) from exc
         finally:
@@ -194,6 +210,20 @@ class ConnectionPool:
                 self._grant()
         connection.key = key
         self._all.add(connection)
+        return connection
+
+    async def _dial(self, key: tuple[str, int]) -> Connection:
+        """A connection to `key`: its host and port (with TLS for https), or its Unix socket."""
+        factory = lambda: Connection(self)  # noqa: E731
+        if self._unix:
+            _, connection = await self.loop.create_unix_connection(factory, key[0])
+        elif self.tls is not None:
+            assert self.settings.tls is not None
+            _, connection = await self.loop.create_connection(
+                factory, *key, ssl=self.tls, server_hostname=server_name(self.settings.tls, key[0]),
+                ssl_handshake_timeout=self.settings.connect_timeout)
+        else:
+            _, connection = await self.loop.create_connection(factory, *key)
         return connection
 
     def release(self, connection: Connection) -> None:

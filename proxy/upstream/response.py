@@ -7,6 +7,7 @@ the next. The response is also the parser's callback object.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections import deque
 
 import httptools
@@ -14,6 +15,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from .connection import Connection
 from .errors import Disconnected, HeadersTooLarge, Malformed, ReadTimeout, UpstreamFailure
+from .tls import failure as tls_failure
 
 _READ_HIGH_WATER = 2**18  # buffered body bytes above which the socket is no longer read
 _HEADER_LINES = 100  # the header section may hold this many lines of max_line_size
@@ -186,6 +188,12 @@ class Response:
             self._complete = True  # RFC 9112 §6.3: no length and not chunked, the close ends the body
             self._keep_alive = False
             self._wake()
+        elif isinstance(exc, ssl.SSLError) and not self.started:
+            # An alert instead of a response: with TLS 1.3 a refused client
+            # certificate is told only after the handshake, once we sent the request.
+            error = tls_failure(exc)
+            error.request_sent = True
+            self.fail(error)
         else:
             where = "response body" if self._head_done else "response head"
             reason = f" ({type(exc).__name__}: {exc})" if exc is not None else ""

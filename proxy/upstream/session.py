@@ -2,11 +2,14 @@
 
 Set up as a proxy needs it and aiohttp's defaults are not: no decompression,
 no cookie jar, no redirects followed, no default headers, URLs sent exactly
-as given. (Plain requests go through our own `pool.ConnectionPool`.)
+as given. An `https://` upstream's session uses its pool's TLS context; a
+`unix:` target gets a session of its own, on its socket. (Plain requests go
+through our own `pool.ConnectionPool`.)
 """
 
 from __future__ import annotations
 
+import ssl
 from contextvars import ContextVar
 
 import aiohttp
@@ -46,14 +49,22 @@ def _dial_trace() -> aiohttp.TraceConfig:
     return trace
 
 
-def make_session(upstream: UpstreamSettings) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(
-        limit=upstream.max_connections,
-        limit_per_host=0,
-        keepalive_timeout=upstream.idle_timeout,
-        ttl_dns_cache=10,
-        enable_cleanup_closed=False,
-    )
+def make_session(upstream: UpstreamSettings, tls: ssl.SSLContext | None = None,
+                 socket_path: str | None = None) -> aiohttp.ClientSession:
+    """A session for `upstream`'s WebSocket handshakes: over TCP (with `tls` when given), or to `socket_path`."""
+    connector: aiohttp.BaseConnector
+    if socket_path is not None:
+        connector = aiohttp.UnixConnector(socket_path, limit=upstream.max_connections,
+                                          keepalive_timeout=upstream.idle_timeout)
+    else:
+        connector = aiohttp.TCPConnector(
+            limit=upstream.max_connections,
+            limit_per_host=0,
+            keepalive_timeout=upstream.idle_timeout,
+            ttl_dns_cache=10,
+            enable_cleanup_closed=False,
+            ssl=tls if tls is not None else True,
+        )
     timeout = aiohttp.ClientTimeout(
         total=None,
         # Waiting for a pooled connection counts here too: a pool held full for a

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, TypeVar
 
 import aiohttp
@@ -31,6 +31,7 @@ from yarl import URL
 from ..core import errors
 from ..core.headers import actionable
 from ..core.settings import UpstreamSettings
+from ..core.targets import authority, base_path, is_unix, split_unix
 from .balancer import Balancer, Outcome
 from .failures import map_failure, outcome
 from .pool import ConnectionPool
@@ -48,7 +49,8 @@ class _Upstream:
 
     balancer: Balancer
     connections: ConnectionPool
-    session: aiohttp.ClientSession | None = None  # for WebSocket handshakes, made on the first one
+    # For WebSocket handshakes, made on the first one: one over TCP (key ""), one per Unix socket.
+    sessions: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
 
 
 class _Once:
@@ -99,14 +101,23 @@ class Upstreams:
                                 keep_host: bool = False) -> aiohttp.ClientWebSocketResponse:
         """A WebSocket to the upstream; an upgrade it answers with 4xx/5xx raises `errors.UpgradeRefused`."""
         kept = self._get(upstream)
-        if kept.session is None:
-            kept.session = make_session(upstream)
-        session = kept.session
+        tls = kept.connections.tls
 
         def attempt(base: URL) -> Awaitable[aiohttp.ClientWebSocketResponse]:
-            url = URL(f"http://{base.raw_authority}{_aim(headers, base, target, keep_host)}", encoded=True)
+            socket_path = split_unix(base)[0] if is_unix(base) else ""
+            session = kept.sessions.get(socket_path)
+            if session is None:
+                session = kept.sessions[socket_path] = make_session(upstream, tls, socket_path or None)
+            path = _aim(headers, base, target, keep_host)
+            if tls is None:
+                url = URL(f"http://{authority(base)}{path}", encoded=True)
+                return session.ws_connect(url, headers=headers, protocols=protocols, autoclose=False,
+                                          max_msg_size=max_message, compress=0)
+            assert upstream.tls is not None
+            url = URL(f"https://{base.raw_authority}{path}", encoded=True)
             return session.ws_connect(url, headers=headers, protocols=protocols, autoclose=False,
-                                      max_msg_size=max_message, compress=0)
+                                      max_msg_size=max_message, compress=0, ssl=tls,
+                                      server_hostname=upstream.tls.server_name or None)
 
         return await self._try(upstream, request_id, attempt, lambda: True)
 
@@ -154,15 +165,15 @@ class Upstreams:
         kept, self._upstreams = list(self._upstreams.values()), {}
         for upstream in kept:
             await upstream.connections.close()
-            if upstream.session is not None:
-                await upstream.session.close()
+            for session in upstream.sessions.values():
+                await session.close()
 
 
 def _aim(headers: CIMultiDict[str], base: URL, target: str, keep_host: bool) -> str:
     """The path to send to `base` (its base path, then `target`); names `base` in Host unless kept."""
     if not keep_host:
-        headers["Host"] = base.raw_authority
-    return base.raw_path.rstrip("/") + target
+        headers["Host"] = authority(base)
+    return base_path(base) + target
 
 
 async def read_capped(response: Response, cap: int) -> tuple[bytes, bool]:

@@ -15,6 +15,8 @@ from proxy.config import policy as loader_policy
 
 from proxy.config.concurrency import CONCURRENCY_KEYS
 
+from proxy.config import transport
+
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
 
 
@@ -37,6 +39,8 @@ def _documented(heading: str) -> set[str]:
         pytest.param("### `errors[N]`", loader_policy._RULE_KEYS, id="rule"),
         pytest.param("### `success_false`", loader_policy._SUCCESS_FALSE_KEYS, id="success_false"),
         pytest.param("### `concurrency`", CONCURRENCY_KEYS, id="concurrency"),
+        pytest.param("## `tls`", transport.LISTENER_TLS_KEYS, id="listener-tls"),
+        pytest.param("### `upstreams.NAME.tls`", transport.UPSTREAM_TLS_KEYS, id="upstream-tls"),
     ],
 )
 def test_reference_lists_every_accepted_key(heading, accepted):

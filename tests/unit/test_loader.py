@@ -94,7 +94,7 @@ BAD_CONFIGS = [
     pytest.param(
         changed(("upstreams.legacy.read_timout", "3s")),
         ["upstreams.legacy.read_timout: unknown key (known keys: connect_timeout, eject_for, idle_timeout, "
-         "max_connections, max_line_size, read_timeout, retries, retry_backoff, targets, url)"],
+         "max_connections, max_line_size, read_timeout, retries, retry_backoff, targets, tls, url)"],
         id="unknown-upstream-key",
     ),
     pytest.param(
@@ -120,18 +120,18 @@ BAD_CONFIGS = [
     ),
     # Upstreams.
     pytest.param(
-        changed(("upstreams.legacy.url", "https://legacy.internal")),
-        ['upstreams.legacy.url: "https://legacy.internal" is not an upstream URL (http://HOST[:PORT][/base/path])'],
-        id="https-upstream",
+        changed(("upstreams.legacy.url", "ftp://legacy.internal")),
+        ['upstreams.legacy.url: "ftp://legacy.internal" is not an upstream URL (http://HOST[:PORT][/base], https://..., or unix:/PATH[:/base])'],
+        id="ftp-upstream",
     ),
     pytest.param(
         changed(("upstreams.legacy.url", "http://legacy.internal/app?x=1")),
-        ['upstreams.legacy.url: "http://legacy.internal/app?x=1" is not an upstream URL (http://HOST[:PORT][/base/path])'],
+        ['upstreams.legacy.url: "http://legacy.internal/app?x=1" is not an upstream URL (http://HOST[:PORT][/base], https://..., or unix:/PATH[:/base])'],
         id="upstream-with-query",
     ),
     pytest.param(
         changed(("upstreams.legacy.url", "legacy.internal:9000")),
-        ['upstreams.legacy.url: "legacy.internal:9000" is not an upstream URL (http://HOST[:PORT][/base/path])'],
+        ['upstreams.legacy.url: "legacy.internal:9000" is not an upstream URL (http://HOST[:PORT][/base], https://..., or unix:/PATH[:/base])'],
         id="upstream-without-scheme",
     ),
     pytest.param(
@@ -697,7 +697,7 @@ def test_bad_upstream_from_the_environment_is_quoted():
     with pytest.raises(ConfigError) as caught:
         load_from_env({"ERRORPROXY_UPSTREAM": "ftp://legacy:21"})
     assert caught.value.problems == [
-        'upstreams.default.url: "ftp://legacy:21" is not an upstream URL (http://HOST[:PORT][/base/path])'
+        'upstreams.default.url: "ftp://legacy:21" is not an upstream URL (http://HOST[:PORT][/base], https://..., or unix:/PATH[:/base])'
     ]
 
 
