@@ -22,6 +22,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..core.settings import Settings
+from ..core.targets import dial_key, is_unix
 from ..http.aiohttp_private import listening_urls
 
 log = logging.getLogger("errorproxy")
@@ -99,7 +100,11 @@ async def _probe(target: URL, timeout: float) -> str | None:
     """None if `target` accepts a connection within `timeout`, else why not."""
     try:
         async with asyncio.timeout(timeout):
-            _, writer = await asyncio.open_connection(target.host, target.port)
+            host, port = dial_key(target)
+            if is_unix(target):
+                _, writer = await asyncio.open_unix_connection(host)
+            else:
+                _, writer = await asyncio.open_connection(host, port)
     except TimeoutError:
         return f"no connection within {timeout:g}s"
     except OSError as exc:

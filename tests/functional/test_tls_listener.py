@@ -4,9 +4,11 @@ rotation on SIGHUP and on a watched change, the redirect from plain HTTP, and wo
 from __future__ import annotations
 
 import asyncio
+import datetime
 import re
 import signal
 import ssl
+import sys
 from pathlib import Path
 
 import pytest
@@ -156,3 +158,22 @@ async def test_workers_each_serve_tls(tmp_path, upstream_url, start_proxy):
     for _ in range(4):
         status, out = await run("curl", "-sS", "--cacert", str(trusted), proxy.url + "/")
         assert (status, out) == (0, '{"proto": "https", "path": "/"}')
+
+
+async def test_check_reports_tls_material_with_its_config_path(tmp_path):
+    ca = trustme.CA()
+    soon = issue(ca, tmp_path, "soon", not_after=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=3))
+    other = issue(ca, tmp_path, "other")
+    config = tmp_path / "proxy.yaml"
+
+    async def check(tls: str) -> tuple[int, str]:
+        config.write_text(config_yaml("http://127.0.0.1:9", top=tls))
+        return await run(sys.executable, "-m", "proxy", "check", "--config", str(config))
+
+    status, out = await check(_tls(soon))
+    assert status == 0, out
+    assert f'{config}: warning: tls.cert: "{soon.cert}" holds a certificate (' in out
+    assert "that expires in 2 days" in out
+    status, out = await check(f"tls: {{cert: {soon.cert}, key: {other.key}}}")
+    assert status == 1
+    assert f'{config}: tls.key: "{other.key}" is not the key of the certificate in tls.cert' in out
