@@ -29,6 +29,7 @@ class Case:
     status: int = 200  # what every response must carry
     upload: bool = False  # POST 100 MiB bodies from Python instead of running wrk
     baseline: bool = False  # also measure the upstream directly, to know what the proxy adds
+    tls: bool = False  # clients speak HTTPS to the proxy, which ends TLS there (the upstream stays plain HTTP)
 
 
 CASES = (
@@ -39,6 +40,8 @@ CASES = (
     Case("conns", "small 200 JSON, 1,000 connections at once", "/ok", connections=1000),
     Case("upload", "100 MiB upload, one at a time", "/upload", connections=1, upload=True, baseline=True),
     Case("latency", "small 200 JSON at concurrency 1", "/ok", connections=1, baseline=True),
+    Case("tls-ok", "small 200 JSON over HTTPS, TLS ended at the proxy", "/ok", connections=50, tls=True),
+    Case("tls-mib", "1 MiB download over HTTPS, TLS ended at the proxy", "/mib", connections=8, tls=True),
 )
 
 
@@ -64,7 +67,7 @@ def preflight(case: Case, server: Server) -> dict[str, object]:
     url = server.url + case.path
     request = urllib.request.Request(url, data=b"x" * 1024 if case.upload else None)
     try:
-        with urllib.request.urlopen(request, timeout=60) as response:
+        with urllib.request.urlopen(request, timeout=60, context=procs.client_context(url)) as response:
             status, headers = response.status, response.headers
             body, size = _read_counted(response)
     except urllib.error.HTTPError as exc:

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -119,6 +120,16 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def client_context(url: str) -> ssl.SSLContext | None:
+    """For https URLs, a context that accepts the bench's own self-signed certificate (127.0.0.1 only)."""
+    if not url.startswith("https://"):
+        return None
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def wait_http(process: Process, url: str, *, expect: int = 200, timeout: float = 20.0) -> None:
     """Poll `url` until it answers `expect`; fail early if the process exits."""
     deadline = time.monotonic() + timeout
@@ -127,7 +138,7 @@ def wait_http(process: Process, url: str, *, expect: int = 200, timeout: float =
         if process.popen.poll() is not None:
             raise BenchError(f"{process.name} exited with {process.popen.returncode}:\n{process.log_tail()}")
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=2, context=client_context(url)) as response:
                 if response.status == expect:
                     return
                 last = f"status {response.status}"

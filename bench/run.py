@@ -98,6 +98,7 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
         if args.keep_temp:
             print(f"configs and logs in {group.dir}", file=sys.stderr)
         upstream = servers.start_upstream(group, nginx, free_port())
+        certificate = servers.make_certificate(group) if any(case.tls for case in selected) else None
         for case in selected:
             for workers in worker_counts:
                 unavailable = {}
@@ -107,7 +108,7 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
                 for number in range(1, args.rounds + 1):
                     label = f"{case.name}-{workers}w round {number}/{args.rounds}"
                     run = _round(group, case, workers, upstream, nginx, wrk, python, load, body, unavailable,
-                                 label, failures, args.loop)
+                                 label, failures, args.loop, certificate if case.tls else None)
                     rounds.append(run)
                 entries.append(report.case_result(case, workers, rounds, unavailable))
                 report.write(args.out, machine, {**settings, "failures": failures}, entries)
@@ -119,7 +120,8 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
 
 
 def _round(group: Group, case: Case, workers: int, upstream: servers.Server, nginx: str, wrk: str, python: str,
-           load: Load, body: bytes | None, unavailable: dict, label: str, failures: list[str], loop: str) -> dict:
+           load: Load, body: bytes | None, unavailable: dict, label: str, failures: list[str], loop: str,
+           tls: servers.Certificate | None = None) -> dict:
     """One round of a case: the upstream alone (when the case has a baseline), errorproxy, then nginx."""
     run: dict[str, dict | None] = {}
     if case.baseline:
@@ -130,9 +132,9 @@ def _round(group: Group, case: Case, workers: int, upstream: servers.Server, ngi
 
         def one(proxy: str = proxy) -> dict:
             if proxy == "errorproxy":
-                server = servers.start_errorproxy(group, python, free_port(), upstream, workers, loop)
+                server = servers.start_errorproxy(group, python, free_port(), upstream, workers, loop, tls)
             else:
-                server = servers.start_nginx_proxy(group, nginx, free_port(), upstream, workers)
+                server = servers.start_nginx_proxy(group, nginx, free_port(), upstream, workers, tls)
             try:
                 return measure(case, server, upstream, wrk, load, body)
             finally:

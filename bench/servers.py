@@ -85,8 +85,8 @@ _PROXY_SERVER = """\
     keepalive_requests 1000000;
   }}
   server {{
-    listen 127.0.0.1:{port} backlog=4096;
-    location / {{
+    listen 127.0.0.1:{port}{ssl} backlog=4096;
+{tls}    location / {{
       proxy_pass http://app;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
@@ -104,7 +104,7 @@ _PROXY_SERVER = """\
 
 _ERRORPROXY_CONFIG = """\
 listen: 127.0.0.1:{port}
-admin: off
+{tls}admin: off
 access_log: off
 server:
   shutdown_timeout: 1s
@@ -127,10 +127,29 @@ class Server:
     port: int
     process: Process
     workers: int
+    tls: bool = False  # clients speak HTTPS to it
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The bench's own self-signed certificate for 127.0.0.1, which both proxies serve."""
+
+    cert: Path
+    key: Path
+
+
+def make_certificate(group: Group) -> Certificate:
+    """An EC P-256 certificate (fast handshakes, as a real deployment would pick), made by openssl."""
+    certificate = Certificate(group.dir / "tls.crt", group.dir / "tls.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(certificate.key), "-out", str(certificate.cert), "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    return certificate
 
 
 def _nginx_dir(group: Group, name: str) -> Path:
@@ -163,24 +182,31 @@ def start_upstream(group: Group, nginx: str, port: int, workers: int = 1) -> Ser
     return server
 
 
-def start_nginx_proxy(group: Group, nginx: str, port: int, upstream: Server, workers: int) -> Server:
-    servers = _PROXY_SERVER.format(port=port, upstream_port=upstream.port, problem=PROBLEM_409)
+def start_nginx_proxy(group: Group, nginx: str, port: int, upstream: Server, workers: int,
+                      tls: Certificate | None = None) -> Server:
+    lines = "" if tls is None else (f"    ssl_certificate {tls.cert};\n    ssl_certificate_key {tls.key};\n"
+                                    "    ssl_protocols TLSv1.2 TLSv1.3;\n")
+    servers = _PROXY_SERVER.format(port=port, upstream_port=upstream.port, problem=PROBLEM_409,
+                                   ssl="" if tls is None else " ssl", tls=lines)
     server = _start_nginx(group, nginx, f"nginx-{workers}w-{port}", workers, servers, port)
+    server.tls = tls is not None
     wait_http(server.process, f"{server.url}/ok")
     return server
 
 
 def start_errorproxy(group: Group, python: str, port: int, upstream: Server, workers: int,
-                     loop: str = "uvloop") -> Server:
+                     loop: str = "uvloop", tls: Certificate | None = None) -> Server:
     config = group.dir / f"errorproxy-{port}.yaml"
-    config.write_text(_ERRORPROXY_CONFIG.format(port=port, upstream_port=upstream.port, upload_limit="200MiB"))
+    lines = "" if tls is None else f"tls: {{cert: {tls.cert}, key: {tls.key}}}\n"
+    config.write_text(_ERRORPROXY_CONFIG.format(port=port, upstream_port=upstream.port, upload_limit="200MiB",
+                                                tls=lines))
     argv = [python, "-m", "proxy", "run", "--config", str(config)]
     if workers > 1:
         argv += ["--workers", str(workers)]
     env = {key: value for key, value in os.environ.items() if not key.startswith("ERRORPROXY_")}
     env.update(PYTHONUNBUFFERED="1", ERRORPROXY_LOG_LEVEL="WARNING", ERRORPROXY_LOOP=loop)
     process = group.start(f"errorproxy-{workers}w-{port}", argv, env=env, cwd=ROOT)
-    server = Server("errorproxy", port, process, workers)
+    server = Server("errorproxy", port, process, workers, tls=tls is not None)
     wait_http(process, f"{server.url}/ok")
     return server
 
