@@ -170,3 +170,47 @@ async def test_websocket_to_an_untrusted_wss_upstream_is_a_certificate_error(tmp
             await session.ws_connect(proxy.url + "/live")
     assert refused.value.status == 502
     assert refused.value.headers["Proxy-Status"] == "errorproxy; error=tls_certificate_error"
+
+
+@pytest.mark.parametrize("client", ["none", "trusted"])
+async def test_tls13_upstream_asking_for_a_client_certificate(tmp_path, start_proxy, client):
+    """openssl s_server as the upstream: with TLS 1.3 its refusal is an alert after the handshake,
+    which arrives instead of the response."""
+    import asyncio
+    import socket
+    import subprocess
+
+    ca, clients = trustme.CA(), trustme.CA()
+    server = issue(ca, tmp_path, "upstream")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        ["openssl", "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(server.cert), "-key", str(server.key),
+         "-CAfile", str(ca_file(clients, tmp_path, "clients")), "-Verify", "1", "-tls1_3", "-www", "-quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                await asyncio.sleep(0.05)
+        tls = f"ca_file: {ca_file(ca, tmp_path)}"
+        if client == "trusted":
+            mine = issue(clients, tmp_path, "client", "proxy.example")
+            tls += f", client_cert: {mine.cert}, client_key: {mine.key}"
+        proxy = await start_proxy(config_yaml(f"https://127.0.0.1:{port}", upstream=f"tls: {{{tls}}}"))
+        async with aiohttp.ClientSession() as session:
+            async with session.get(proxy.url + "/") as response:
+                if client == "trusted":
+                    assert response.status == 200
+                    assert "s_server" in await response.text()
+                else:
+                    assert response.status == 502
+                    assert response.headers["Proxy-Status"] == "errorproxy; error=tls_protocol_error"
+                    assert (await response.json())["detail"] == \
+                        "The service requires a TLS client certificate, and the proxy sent none."
+    finally:
+        process.terminate()
+        process.wait(timeout=5)
