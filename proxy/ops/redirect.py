@@ -19,6 +19,7 @@ from aiohttp import hdrs, web
 from ..core import errors
 from ..core.headers import request_id
 from ..core.problem import Problem
+from ..http.aiohttp_private import NoInventedHeaders
 from ..http.render import render
 
 _NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
@@ -61,6 +62,10 @@ def _is_ip(text: str, version: int) -> bool:
         return False
 
 
+class _Redirect(NoInventedHeaders, web.Response):
+    """No Server header: the proxy does not name its software, here as everywhere."""
+
+
 def redirect_handler(port: int):
     """The handler of the redirecting listener, pointing at the https `port`."""
 
@@ -70,7 +75,7 @@ def redirect_handler(port: int):
             problem = Problem.from_error(errors.BadRequest("The request has no valid Host header to redirect to."),
                                          instance=None, request_id=request_id(None))
             return render(problem)
-        return web.Response(status=308, headers={hdrs.LOCATION: location, hdrs.CONTENT_TYPE: "text/plain"},
-                            text=f"This site is served over HTTPS: {location}\n")
+        return _Redirect(status=308, headers={hdrs.LOCATION: location, hdrs.CONTENT_TYPE: "text/plain"},
+                         text=f"This site is served over HTTPS: {location}\n")
 
     return handle

@@ -146,6 +146,7 @@ async def test_plain_http_listener_redirects_to_https(tmp_path, upstream_url, st
     assert status == 0
     assert out.startswith("HTTP/1.1 308 ")
     assert f"Location: https://example.com:{proxy.port}/a?b=1\r\n" in out
+    assert "\nServer:" not in out
     status, out = await run("curl", "-sS", "-i", "-H", "Host: evil/../x", redirect + "/")
     assert out.startswith("HTTP/1.1 400 ")
 
