@@ -11,6 +11,7 @@ from typing import Sequence
 
 from . import __version__
 from .config.loader import ConfigError
+from .ops.platforms import run_problems
 from .ops.reload import Source
 from .core.settings import Settings, UnixAddress
 from .ops.tuning import raise_open_files, tune_malloc
@@ -23,7 +24,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command is None:
         parser.print_help()
         sys.exit(2)
-    sys.exit(args.func(args))
+    try:
+        status = args.func(args)
+    except KeyboardInterrupt:  # Ctrl+C before the server's own handling is in place (loading, say)
+        status = 130
+    sys.exit(status)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="YAML config file (default: $ERRORPROXY_CONFIG, else the embedded config)")
     run.add_argument("--upstream", help="upstream URL for the embedded config (default: $ERRORPROXY_UPSTREAM)")
     run.add_argument("--listen", help="HOST:PORT to listen on (default: $ERRORPROXY_LISTEN, else the config's)")
-    run.add_argument("--workers", help="worker processes sharing the port (default: $ERRORPROXY_WORKERS, else 1)")
+    run.add_argument("--workers", help="worker processes sharing the port, Linux only (default: $ERRORPROXY_WORKERS, else 1)")
     run.set_defaults(func=_run)
 
     check = commands.add_parser("check", help="validate a config file and summarize it")
@@ -90,6 +95,12 @@ def _run(args: argparse.Namespace) -> int:
         workers = _workers(args)
     except ValueError as exc:
         print(f"errorproxy run: {exc}", file=sys.stderr)
+        return 2
+    targets = [url for upstream in settings.upstreams.values() for url in upstream.targets]
+    unsupported = run_problems(settings.listen, targets, workers=workers)
+    for problem in unsupported:
+        print(f"errorproxy run: {problem}", file=sys.stderr)
+    if unsupported:
         return 2
     link = worker_link(os.environ)
     _setup_logging(worker=link is not None)

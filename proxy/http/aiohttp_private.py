@@ -95,7 +95,8 @@ def listening_urls(site: web.BaseSite, scheme: str = "http") -> list[str]:
     """`http://host:port` for each socket the site listens on (port 0 resolved); `unix:/path` for a Unix socket."""
     server = site._server
     sockets: list[socket.socket] = list(server.sockets) if server is not None else []  # type: ignore[union-attr]
-    return [f"unix:{sock.getsockname()}" if sock.family == socket.AF_UNIX else Address(*sock.getsockname()[:2]).url(scheme)
+    unix = getattr(socket, "AF_UNIX", None)  # Windows has none
+    return [f"unix:{sock.getsockname()}" if sock.family == unix else Address(*sock.getsockname()[:2]).url(scheme)
             for sock in sockets]
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 from typing import Awaitable, Callable
 
 from aiohttp import web
@@ -24,6 +23,7 @@ from ..http import aiohttp_private as private
 from ..http.render import render
 from .admin import Admin, Readiness
 from .listeners import https_port, remove_socket, start_public, start_redirect
+from .platforms import install_signals
 from .redirect import redirect_handler
 from .reload import Holder, Reloader, Source
 from .tls import ListenerCertificates
@@ -134,14 +134,12 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
     loop = asyncio.get_running_loop()
     stop = stop or asyncio.Event()
     background: set[asyncio.Task] = set()
-    # Handlers first: a signal that arrives once "listening" is logged must find them.
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     # One context for the process's life: a reload loads a new certificate into it.
     certificates = ListenerCertificates(settings.tls) if settings.tls is not None else None
-    if reload_from is not None:
-        reloader = Reloader(reload_from, holder, type(proxy), certificates)
-        loop.add_signal_handler(signal.SIGHUP, lambda: _start(background, reloader.reload("SIGHUP")))
+    reloader = Reloader(reload_from, holder, type(proxy), certificates) if reload_from is not None else None
+    # Handlers before listening: a signal that arrives once "listening" is logged must find them.
+    uninstall_signals = install_signals(
+        loop, stop.set, reloader and (lambda: _start(background, reloader.reload("SIGHUP"))))
     server = ProxyServer(holder.handle, limits)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=limits.shutdown_timeout)
     readiness = Readiness(lambda: holder.current.settings)
@@ -163,7 +161,7 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
         who = f"worker {os.getpid()}" if reuse_port else "errorproxy"
         log.info("%s listening on %s (config %s, %d routes, %s event loop)",
                  who, ", ".join(addresses), settings.source, len(settings.routes), loop_name)
-        if reload_from is not None:
+        if reloader is not None:
             _start(background, reloader.watch())
         tune_gc()  # start-up is over
         if ready is not None:
@@ -174,8 +172,7 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
             await redirect.cleanup()
         await _drain(holder, server, runner)
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-            loop.remove_signal_handler(signum)
+        uninstall_signals()
         for task in background:
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)

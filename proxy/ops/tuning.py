@@ -17,7 +17,9 @@ Measured with `python bench/run.py` (see bench/README.md):
   hundred connections. The soft limit is raised to the hard one.
 
 A variable set in the environment (MALLOC_MMAP_THRESHOLD_ and the like, read
-by glibc itself) is left alone.
+by glibc itself) is left alone. Each step is skipped where it has no meaning:
+mallopt off glibc, the open-files limit on Windows (no `resource` module; its
+sockets have no such soft limit).
 """
 
 from __future__ import annotations
@@ -26,7 +28,11 @@ import ctypes
 import ctypes.util
 import gc
 import os
-import resource
+
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
 
 
 # mallopt(3) parameters, with the environment variable that sets each one.
@@ -54,8 +60,10 @@ def tune_malloc(environ: os._Environ[str] | dict[str, str] = os.environ) -> list
     return done
 
 
-def raise_open_files() -> int:
-    """Raise the soft limit on open files to the hard limit; the soft limit now in force."""
+def raise_open_files() -> int | None:
+    """Raise the soft limit on open files to the hard limit; the soft limit now in force (None: no such limit here)."""
+    if resource is None:
+        return None
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     # An unlimited soft limit may be refused (the kernel's nr_open still applies): ask for a million.
     target = hard if hard != resource.RLIM_INFINITY else 1 << 20
