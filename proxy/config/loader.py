@@ -25,6 +25,7 @@ from .parse import YAMLProblem, parse_yaml
 from .policy import check_policy
 from .problems import Checker
 from .transport import check_listen, check_listen_mode, check_listener_tls
+from .variables import expand
 from ..core.settings import DEFAULT_MAX_BODY, Settings
 
 EMBEDDED = "<embedded>"
@@ -45,16 +46,17 @@ class ConfigError(Exception):
 
 
 def load(path: str | None = None, *, upstream: str | None = None, listen: str | None = None,
-         admin: str | None = None) -> Settings:
+         admin: str | None = None, env: Mapping[str, str] | None = None) -> Settings:
     """Settings from a file, or from the embedded config when `path` is None.
 
     `upstream` is the embedded config's one upstream (required without a file);
-    `listen` and `admin` override the file's.
+    `listen` and `admin` override the file's. `${VAR}` in values are expanded
+    from `env` (default: this process's environment), see `variables`.
     """
     if path is None:
         if upstream is None:
             raise ConfigError(EMBEDDED, ["no upstream: pass --upstream URL or set ERRORPROXY_UPSTREAM"])
-        data = _parse_yaml(resources.files("proxy.config").joinpath("embedded.yaml").read_text(), EMBEDDED)
+        data = _parse_yaml(resources.files("proxy.config").joinpath("embedded.yaml").read_text(), EMBEDDED, env)
         data["upstreams"]["default"]["url"] = upstream
         source = EMBEDDED
     else:
@@ -71,7 +73,7 @@ def load(path: str | None = None, *, upstream: str | None = None, listen: str | 
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ConfigError(path, [f"cannot read the file: not UTF-8 text (byte {exc.start})"]) from exc
-        data = _parse_yaml(text, path)
+        data = _parse_yaml(text, path, env)
         source = path
     if isinstance(data, dict):
         for key, value in (("listen", listen), ("admin", admin)):
@@ -92,18 +94,23 @@ def load_from_env(env: Mapping[str, str] = os.environ, *, config: str | None = N
     if path is None:
         upstream = upstream or env.get("ERRORPROXY_UPSTREAM") or None
     return load(path, upstream=upstream, listen=listen or env.get("ERRORPROXY_LISTEN") or None,
-                admin=env.get("ERRORPROXY_ADMIN") or None)
+                admin=env.get("ERRORPROXY_ADMIN") or None, env=env)
 
 
-def from_text(text: str, source: str = "<string>") -> Settings:
-    return from_mapping(_parse_yaml(text, source), source)
+def from_text(text: str, source: str = "<string>", env: Mapping[str, str] | None = None) -> Settings:
+    return from_mapping(_parse_yaml(text, source, env), source)
 
 
-def _parse_yaml(text: str, source: str) -> Any:
+def _parse_yaml(text: str, source: str, env: Mapping[str, str] | None = None) -> Any:
+    """The document in `text` with its `${VAR}` expanded; ConfigError with every problem otherwise."""
     try:
-        return parse_yaml(text)
+        data = parse_yaml(text)
     except YAMLProblem as exc:
         raise ConfigError(source, [str(exc)]) from None
+    data, problems = expand(data, os.environ if env is None else env)
+    if problems:
+        raise ConfigError(source, problems[:MAX_PROBLEMS])
+    return data
 
 
 def from_mapping(data: Any, source: str) -> Settings:

@@ -15,6 +15,9 @@ file change, so hostile or broken YAML must fail fast, small and cleanly:
 - a string with a lone surrogate (`"\\udcff"`) is refused: it passes every
   check, then fails every render (UTF-8 cannot encode it).
 
+An unquoted string holding `${` comes back as `variables.Plain`, so that
+`variables.expand` can read `${RETRIES}` alone as YAML would read its value.
+
 >>> parse_yaml("a: [1, 2]")
 {'a': [1, 2]}
 >>> parse_yaml("a: &a [x, x]\\nb: &b [*a, *a]\\nc: [*b, *b]")
@@ -37,6 +40,7 @@ from yaml.reader import ReaderError
 from yaml.scanner import ScannerError
 
 from .values import show
+from .variables import Plain
 
 MAX_DEPTH = 100  # collections inside collections, aliases followed; real configs nest under 10
 ALIAS_BUDGET = 100_000  # nodes plus scalar characters that aliases may add; a `<<: *base` adds tens
@@ -164,3 +168,11 @@ class _BoundedLoader(yaml.SafeLoader):
                 raise ConstructorError("while constructing a mapping", node.start_mark,
                                        f"found duplicate key {show(key)}", key_node.start_mark)
         return super().construct_mapping(node, deep)
+
+
+def _construct_str(loader: _BoundedLoader, node: ScalarNode) -> str:
+    text = loader.construct_scalar(node)
+    return Plain(text) if node.style is None and "${" in text else text
+
+
+_BoundedLoader.add_constructor("tag:yaml.org,2002:str", _construct_str)
