@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .logo import check_logo
 from .problems import Checker
 
 # `brand` is a plain mapping in the settings (Settings.brand), not a dataclass: its keys are listed here.
-BRAND_KEYS = frozenset({"name", "logo_url", "support_url", "accent_color", "footer_text", "lang"})
+BRAND_KEYS = frozenset({"name", "logo_url", "logo_file", "support_url", "accent_color", "footer_text", "lang"})
 _COLOR = re.compile(r"#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})")
 _URL = re.compile(r"(?:https?://[^\s\"'<>]+|/[^\s\"'<>]*)")
 _LANG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{2,8})*")
@@ -25,14 +26,15 @@ def check_brand(check: Checker, path: str, value: Any) -> dict[str, str]:
         check.problems.append(f"{path}.{key}: unknown key (known keys: {', '.join(sorted(BRAND_KEYS))})")
     rules = (
         ("accent_color", _COLOR, "is not a colour (#rgb or #rrggbb)"),
-        ("logo_url", _URL, "is not an http(s) URL or a path starting with /"),
         ("support_url", _URL, "is not an http(s) URL or a path starting with /"),
         ("lang", _LANG, "is not a language tag (en, de-CH)"),
     )
     for key, pattern, message in rules:
         if key in brand and brand[key] and not pattern.fullmatch(brand[key]):
             check.fail(f"{path}.{key}", brand[key], message)
-    return {key: item for key, item in brand.items() if key in BRAND_KEYS}
+    brand = {key: item for key, item in brand.items() if key in BRAND_KEYS}
+    check_logo(check, path, brand)  # logo_url becomes the data: URL of logo_file
+    return brand
 
 
 def check_template_name(check: Checker, path: str, value: Any) -> str | None:
