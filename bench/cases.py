@@ -9,15 +9,17 @@ just after it.
 from __future__ import annotations
 
 import http.client
+import os
 import statistics
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
 from . import procs, wrkparse
-from .servers import GIB, MIB, OK_BODY, Server, read_accepts
+from .servers import DOC_BODY, GIB, MIB, OK_BODY, Server, read_accepts
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,9 @@ class Case:
     upload: bool = False  # POST 100 MiB bodies from Python instead of running wrk
     baseline: bool = False  # also measure the upstream directly, to know what the proxy adds
     tls: bool = False  # clients speak HTTPS to the proxy, which ends TLS there (the upstream stays plain HTTP)
+    versus: str = "nginx"  # what errorproxy is compared with: nginx, or errorproxy on `versus_path`
+    versus_path: str | None = None  # the path the `versus` run measures (None: `path`)
+    put: bool = False  # PUT with If-Match (the ETag the preflight read) to PATH/N, N cycling to 1,000
 
 
 CASES = (
@@ -42,6 +47,9 @@ CASES = (
     Case("latency", "small 200 JSON at concurrency 1", "/ok", connections=1, baseline=True),
     Case("tls-ok", "small 200 JSON over HTTPS, TLS ended at the proxy", "/ok", connections=50, tls=True),
     Case("tls-mib", "1 MiB download over HTTPS, TLS ended at the proxy", "/mib", connections=8, tls=True),
+    # What the conflict guard costs a write (a GET before it, a GET after it, the lock): reported, not a target.
+    Case("guard-write", "PUT with If-Match through the conflict guard, vs. the same PUT unguarded",
+         "/guarded/doc/", connections=8, versus="unguarded", versus_path="/doc/", put=True),
 )
 
 
@@ -65,6 +73,8 @@ class CheckFailed(Exception):
 def preflight(case: Case, server: Server) -> dict[str, object]:
     """One request, checked; returns what the answer showed (status, type, whether the ETag survived)."""
     url = server.url + case.path
+    if case.put:
+        return _preflight_put(case, server)
     request = urllib.request.Request(url, data=b"x" * 1024 if case.upload else None)
     try:
         with urllib.request.urlopen(request, timeout=60, context=procs.client_context(url)) as response:
@@ -86,6 +96,26 @@ def preflight(case: Case, server: Server) -> dict[str, object]:
     return seen
 
 
+def _preflight_put(case: Case, server: Server) -> dict[str, object]:
+    """GET PATH0 for its ETag (the guard's, on the guarded path), then PUT it back with If-Match."""
+    url = server.url + case.path + "0"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        etag = response.headers.get("ETag")
+    # Unguarded, no If-Match: nginx itself would answer an If-Match naming no ETag of its own with 412.
+    conditions = {"If-Match": etag} if etag else {}
+    request = urllib.request.Request(url, data=DOC_BODY.encode(), method="PUT",
+                                     headers={**conditions, "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, new_etag = response.status, response.headers.get("ETag")
+    except urllib.error.HTTPError as exc:
+        raise CheckFailed(f"{server.name} PUT {case.path}0: status {exc.code}: {exc.read()[:200]!r}") from None
+    guarded = case.path.startswith("/guarded/")
+    if status != 200 or (guarded and (etag is None or new_etag != etag)):
+        raise CheckFailed(f"{server.name} PUT {case.path}0: status {status}, ETag {etag} then {new_etag}")
+    return {"status": status, "content_type": None, "etag": etag}
+
+
 def _read_counted(response) -> tuple[bytes, int]:
     """The first 4 KiB of a body (kept for messages) and its whole size, read without holding it all."""
     first = response.read(4096)
@@ -98,15 +128,21 @@ def _read_counted(response) -> tuple[bytes, int]:
 def measure(case: Case, server: Server, upstream: Server, wrk: str, load: Load, body: bytes | None) -> dict:
     """Check, warm up, then run the case's load against `server` and return its numbers."""
     seen = preflight(case, server)
-    accepts_at_warmup = read_accepts(upstream)
-    if case.upload:
-        upload_times(server, case.path, body, count=1)
-    else:
-        run_wrk(wrk, server.url + case.path, case.connections, load.warmup)
+    script = _script(case, seen)
+    try:
+        accepts_at_warmup = read_accepts(upstream)
+        if case.upload:
+            upload_times(server, case.path, body, count=1)
+        else:
+            run_wrk(wrk, server.url + case.path, case.connections, load.warmup, script)
 
-    cpu_before = procs.cpu_seconds(procs.tree(server.process.pid))
-    accepts_before = read_accepts(upstream)
-    result = _upload_load(server, case, body, load) if case.upload else _wrk_load(server, case, wrk, load)
+        cpu_before = procs.cpu_seconds(procs.tree(server.process.pid))
+        accepts_before = read_accepts(upstream)
+        result = (_upload_load(server, case, body, load) if case.upload
+                  else _wrk_load(server, case, wrk, load, script))
+    finally:
+        if script is not None:
+            os.unlink(script)
     # stub_status counts the connection that reads it: the `before` read is one of the accepts.
     accepts_after = read_accepts(upstream)
     cpu_after = procs.cpu_seconds(procs.tree(server.process.pid))
@@ -127,8 +163,27 @@ def measure(case: Case, server: Server, upstream: Server, wrk: str, load: Load, 
     return result
 
 
-def _wrk_load(server: Server, case: Case, wrk: str, load: Load) -> dict:
-    summary = run_wrk(wrk, server.url + case.path, case.connections, load.duration)
+def _script(case: Case, seen: dict[str, object]) -> str | None:
+    """For a PUT case: a wrk Lua script that PUTs DOC_BODY to PATH0 .. PATH999, with If-Match: the ETag seen."""
+    if not case.put:
+        return None
+    etag = seen.get("etag")
+    condition = "" if etag is None else "[\"If-Match\"] = '{}', ".format(str(etag).replace("\\", "\\\\").replace("'", "\\'"))
+    lua = f"""
+local n = 0
+local headers = {{{condition}["Content-Type"] = "application/json"}}
+request = function()
+  n = n + 1
+  return wrk.format("PUT", "{case.path}" .. (n % 1000), headers, '{DOC_BODY}')
+end
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", prefix="bench-put-", delete=False) as script:
+        script.write(lua)
+    return script.name
+
+
+def _wrk_load(server: Server, case: Case, wrk: str, load: Load, script: str | None = None) -> dict:
+    summary = run_wrk(wrk, server.url + case.path, case.connections, load.duration, script)
     requests = summary.requests
     if requests == 0:
         raise CheckFailed(f"{server.name} {case.path}: no request completed ({summary.socket_errors})")
@@ -150,10 +205,12 @@ def _upload_load(server: Server, case: Case, body: bytes | None, load: Load) -> 
             "requests": len(times), "errors": 0, "non_2xx_3xx": 0}
 
 
-def run_wrk(wrk: str, url: str, connections: int, duration: float) -> wrkparse.WrkResult:
-    """`wrk --latency` with one thread; its summary, parsed."""
+def run_wrk(wrk: str, url: str, connections: int, duration: float, script: str | None = None) -> wrkparse.WrkResult:
+    """`wrk --latency` with one thread (and a Lua `script`, when given); its summary, parsed."""
     seconds = max(1, round(duration))
     argv = [wrk, "--latency", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", url]
+    if script is not None:
+        argv[1:1] = ["-s", script]
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
     if completed.returncode != 0:
         raise CheckFailed(f"wrk exited with {completed.returncode}: {completed.stderr.strip() or completed.stdout}")

@@ -2,7 +2,9 @@
 
 A ratio is errorproxy's number over nginx's from the same round (the two runs
 were back to back), and the median of those per-round ratios is reported:
-pairing cancels much of the drift of a shared, noisy machine.
+pairing cancels much of the drift of a shared, noisy machine. The guard-write
+case compares errorproxy with itself: PUTs through the conflict guard over the
+same PUTs unguarded (its `versus`).
 """
 
 from __future__ import annotations
@@ -64,17 +66,17 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 def case_result(case: Case, workers: int, rounds: list[dict], unavailable: dict[str, str]) -> dict[str, object]:
     """One entry of latest.json's `cases`, from the rounds of one case at one worker count."""
     entry: dict[str, object] = {"name": f"{case.name}-{workers}w", "title": case.title, "path": case.path,
-                                "workers": workers, "connections": case.connections}
-    for proxy in ("errorproxy", "nginx"):
+                                "workers": workers, "connections": case.connections, "versus": case.versus}
+    for proxy in ("errorproxy", case.versus):
         if proxy in unavailable:
             entry[proxy] = {"available": False, "reason": unavailable[proxy]}
         else:
             entry[proxy] = summarize([run.get(proxy) for run in rounds])
     if case.baseline:
         entry["direct"] = summarize([run.get("direct") for run in rounds])
-    paired = [run for run in rounds if run.get("errorproxy") and run.get("nginx")]
+    paired = [run for run in rounds if run.get("errorproxy") and run.get(case.versus)]
     for name, metric in RATIOS.items():
-        entry[name] = _median([_ratio(run["errorproxy"].get(metric), run["nginx"].get(metric)) for run in paired])
+        entry[name] = _median([_ratio(run["errorproxy"].get(metric), run[case.versus].get(metric)) for run in paired])
     if case.baseline:
         for metric in ("p50_ms", "p99_ms"):
             entry[f"added_{metric}"] = {
@@ -94,7 +96,7 @@ def write(path: Path, machine_info: dict, settings: dict, cases: list[dict]) -> 
 
 # The table ----------------------------------------------------------------------
 
-_COLUMNS = (("case", 12), ("proxy", 11), ("req/s", 9), ("MiB/s", 8), ("p50 ms", 8), ("p99 ms", 8),
+_COLUMNS = (("case", 14), ("proxy", 11), ("req/s", 9), ("MiB/s", 8), ("p50 ms", 8), ("p99 ms", 8),
             ("CPU µs/req", 11), ("RSS MB sum/max", 15), ("upstr conns", 11))
 
 
@@ -132,11 +134,12 @@ def table(cases: list[dict]) -> str:
     lines = [_row([name for name, _ in _COLUMNS]), _row(["-" * width for _, width in _COLUMNS])]
     for entry in cases:
         lines.append(_proxy_row(entry["name"], "errorproxy", entry["errorproxy"]))
-        lines.append(_proxy_row("", "nginx", entry["nginx"]))
+        versus = entry.get("versus", "nginx")  # guard-write: the same PUT, unguarded
+        lines.append(_proxy_row("", versus, entry[versus]))
         if "direct" in entry:
             lines.append(_proxy_row("", "direct", entry["direct"]))
         if entry["ratio_rps"] is not None:
-            lines.append(_row(["", "ep/nginx", _x(entry["ratio_rps"]), _x(entry["ratio_mib_s"]),
+            lines.append(_row(["", "ep/nginx" if versus == "nginx" else "ratio", _x(entry["ratio_rps"]), _x(entry["ratio_mib_s"]),
                                _x(entry["ratio_p50"]), _x(entry["ratio_p99"]), _x(entry["ratio_cpu_us_per_req"]),
                                _x(entry["ratio_rss_mb"]), ""]).rstrip())
         if "added_p50_ms" in entry:
@@ -144,9 +147,9 @@ def table(cases: list[dict]) -> str:
                               f"{entry['added_p99_ms'][proxy]:+.3f} ms p99"
                               for proxy in entry["added_p50_ms"] if entry["added_p50_ms"][proxy] is not None)
             if added:
-                lines.append(f"{'':12}  added over direct: {added}")
+                lines.append(f"{'':14}  added over direct: {added}")
         if entry["errorproxy"].get("etag_kept") is not None:
-            lines.append(f"{'':12}  409 ETag kept: errorproxy {entry['errorproxy']['etag_kept']}, "
+            lines.append(f"{'':14}  409 ETag kept: errorproxy {entry['errorproxy']['etag_kept']}, "
                          f"nginx {entry['nginx'].get('etag_kept')}")
         lines.append("")
     return "\n".join(lines)

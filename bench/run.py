@@ -10,6 +10,7 @@ on exit, Ctrl-C included. See bench/README.md for how to read the numbers.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import subprocess
 import sys
@@ -126,17 +127,18 @@ def _round(group: Group, case: Case, workers: int, upstream: servers.Server, ngi
     run: dict[str, dict | None] = {}
     if case.baseline:
         run["direct"] = _attempt(lambda: measure(case, upstream, upstream, wrk, load, body), label, "direct", failures)
-    for proxy in ("errorproxy", "nginx"):
+    for proxy in ("errorproxy", case.versus):
         if proxy in unavailable:
             continue
 
         def one(proxy: str = proxy) -> dict:
-            if proxy == "errorproxy":
-                server = servers.start_errorproxy(group, python, free_port(), upstream, workers, loop, tls)
-            else:
+            if proxy == "nginx":
                 server = servers.start_nginx_proxy(group, nginx, free_port(), upstream, workers, tls)
+            else:  # errorproxy, or errorproxy on the `versus_path` (guard-write: the same PUT unguarded)
+                server = servers.start_errorproxy(group, python, free_port(), upstream, workers, loop, tls)
+            measured = case if proxy == "errorproxy" else dataclasses.replace(case, path=case.versus_path or case.path)
             try:
-                return measure(case, server, upstream, wrk, load, body)
+                return measure(measured, server, upstream, wrk, load, body)
             finally:
                 group.stop(server.process)
 

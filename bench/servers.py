@@ -22,6 +22,7 @@ GIB = 1024 * MIB
 UPLOAD_LIMIT = "200m"  # above the 100 MiB upload, in both proxies and the upstream
 
 OK_BODY = '{"ok":true}'
+DOC_BODY = '{"id":42,"title":"Quarterly report"}'  # /doc/N: one representation for any N, GET or PUT
 CONFLICT_BODY = '{"error":{"message":"Version conflict: document 42 was modified"},"currentVersion":7}'
 CONFLICT_ETAG = '"v7-doc"'
 PROBLEM_409 = ('{"type":"about:blank","title":"Conflict","status":409,'
@@ -75,6 +76,8 @@ _UPSTREAM_SERVER = """\
     location = /_mirror {{ internal; return 204; }}
     location @uploaded {{ default_type application/json; return 200 '{ok}'; }}
     location = /_status {{ stub_status; }}
+    # A legacy document store as the guard-write case needs it: 200 to GET and PUT alike, no ETag.
+    location /doc/ {{ default_type application/json; return 200 '{doc}'; }}
   }}
 """
 
@@ -112,6 +115,13 @@ upstreams:
   app:
     url: http://127.0.0.1:{upstream_port}
 routes:
+  - name: guarded  # the guard-write case: the conflict guard in front of /doc/N
+    match: {{path_prefix: /guarded/}}
+    upstream: app
+    strip_prefix: /guarded
+    intercept: [409]
+    format: json
+    concurrency: {{}}
   - name: all
     match: {{path_prefix: /}}
     upstream: app
@@ -175,7 +185,7 @@ def start_upstream(group: Group, nginx: str, port: int, workers: int = 1) -> Ser
     (path / "www" / "mib.bin").write_bytes(os.urandom(MIB))
     with open(path / "www" / "gib.bin", "wb") as sparse:  # 1 GiB of zeros that takes no disk
         sparse.truncate(GIB)
-    servers = _UPSTREAM_SERVER.format(port=port, dir=path, ok=OK_BODY, etag=CONFLICT_ETAG,
+    servers = _UPSTREAM_SERVER.format(port=port, dir=path, ok=OK_BODY, doc=DOC_BODY, etag=CONFLICT_ETAG,
                                       conflict=CONFLICT_BODY, upload_limit=UPLOAD_LIMIT)
     server = _start_nginx(group, nginx, "upstream", workers, servers, port)
     wait_http(server.process, f"{server.url}/_status")

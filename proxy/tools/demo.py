@@ -9,6 +9,11 @@ of it, so what a user sees through the proxy is what `errorproxy run
     GET  /documents/42   200  ETag: "v7-doc"
     PUT  /documents/42   409  {"error": {"message": "Version conflict: ..."}, "currentVersion": 7}
     GET  /crash          500  Traceback (most recent call last): ...
+    GET  /notes/1        200  no ETag;  PUT /notes/1: 200, whatever was there before (no concurrency control)
+
+The proxy also guards `/guarded/...` (the same service, prefix stripped) with
+its conflict guard: `/guarded/notes/1` gets ETags, If-Match and 412, where
+`/notes/1` lets the last writer win.
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import dataclasses
 import json
 import logging
 import math
+import os
 
 from aiohttp import web
 
+from ..core.settings import Concurrency, Match, Route
 from ..http.handler import Proxy
 from ..config.loader import ConfigError, load
 from ..ops.server import serve
@@ -36,6 +43,8 @@ DEFAULT_SLOW_SECONDS = 5.0
 DOCUMENT_ID = "42"
 DOCUMENT_VERSION = 7
 DOCUMENT_ETAG = f'"v{DOCUMENT_VERSION}-doc"'
+MAX_NOTES = 1000  # the notes store's bounds: a demo, not a database
+MAX_NOTE_BYTES = 64 * 1024
 # Ctrl-C should stop the demo promptly, even with a 4 GiB download in flight;
 # a real deployment keeps the configured drain time.
 SHUTDOWN_SECONDS = 3.0
@@ -66,9 +75,39 @@ def legacy_app() -> web.Application:
     app.router.add_get("/slow", slow)
     app.router.add_get("/download", download)
     app.router.add_route("*", "/echo", echo)
+    app.router.add_get("/notes/{id}", get_note)
+    app.router.add_put("/notes/{id}", put_note)
+    app[NOTES] = {"1": {"id": 1, "title": "Shopping list", "items": ["milk"]}}
     app.router.add_route("*", "/echo/{tail:.*}", echo)
     app.on_response_prepare.append(_legacy_headers)
     return app
+
+
+NOTES = web.AppKey("notes", dict)
+
+
+async def get_note(request: web.Request) -> web.Response:
+    note = request.app[NOTES].get(request.match_info["id"])
+    if note is None:
+        return _legacy_error(404, f"note {request.match_info['id']} not found")
+    return web.json_response(note)
+
+
+async def put_note(request: web.Request) -> web.Response:
+    """Whatever arrives replaces what is there: no version, no ETag, no If-Match. The last writer wins."""
+    notes = request.app[NOTES]
+    key = request.match_info["id"]
+    raw = await request.content.read(MAX_NOTE_BYTES + 1)
+    if len(raw) > MAX_NOTE_BYTES:
+        return _legacy_error(413, f"a note holds at most {MAX_NOTE_BYTES} bytes")
+    if key not in notes and len(notes) >= MAX_NOTES:
+        return _legacy_error(507, f"the demo keeps at most {MAX_NOTES} notes")
+    try:
+        note = json.loads(raw)
+    except ValueError:
+        return _legacy_error(400, "a note is a JSON document")
+    notes[key] = note
+    return web.json_response(note)
 
 
 async def _legacy_headers(request: web.Request, response: web.StreamResponse) -> None:
@@ -83,7 +122,7 @@ def _legacy_error(status: int, message: str, **extra) -> web.Response:
 
 
 async def index(request: web.Request) -> web.Response:
-    links = ["/hello", "/documents/42", "/crash", "/slow?seconds=3", "/download?mb=10", "/echo"]
+    links = ["/hello", "/documents/42", "/notes/1", "/crash", "/slow?seconds=3", "/download?mb=10", "/echo"]
     items = "".join(f'<li><a href="{link}">{link}</a></li>' for link in links)
     return web.Response(
         text=f"<!doctype html><title>Legacy docs service</title><h1>Legacy docs service</h1><ul>{items}</ul>",
@@ -209,10 +248,18 @@ def banner(proxy_url: str, upstream_url: str) -> str:
         (f"curl -o /dev/null '{p}/download?mb=1024'",
          f"1 GiB streamed through, never buffered (default {DEFAULT_DOWNLOAD_MIB}, at most {MAX_DOWNLOAD_MIB} MiB)"),
         (f"curl -i {p}/echo -d 'hello'", "what the service received: method, path, headers, body length"),
+        (f"curl -i {p}/notes/1 -X PUT -d '{{\"id\": 1, \"items\": [\"eggs\"]}}'",
+         "200: the service has no concurrency control, the last writer wins silently"),
+        (f"curl -i {p}/guarded/notes/1", "200 with a strong ETag the service never sent (the conflict guard's)"),
+        (f"curl -i {p}/guarded/notes/1 -X PUT -d '{{\"id\": 1, \"items\": []}}'",
+         "428: a guarded write must say which version it changes (If-Match)"),
+        (f"curl -i {p}/guarded/notes/1 -X PUT -H 'If-Match: \"stale\"' -d '{{\"id\": 1, \"items\": []}}'",
+         "412 with the current ETag (header and current_etag): fetch, reapply, retry with If-Match"),
     ]
     lines = [
         "errorproxy demo",
-        f"  errorproxy      {p}  (embedded config: every request goes to the legacy service)",
+        f"  errorproxy      {p}  (embedded config: every request goes to the legacy service;",
+        "                  /guarded/... too, through the conflict guard)",
         f"  legacy service  {upstream_url}  (a made-up old backend with its own error shapes)",
         "",
         "Try, through the proxy:",
@@ -226,7 +273,7 @@ def banner(proxy_url: str, upstream_url: str) -> str:
         "",
         "Every 4xx/5xx becomes one shape, picked from the Accept header: RFC 9457",
         "problem details (application/problem+json) for API clients, an HTML page for",
-        "browsers. Successful responses pass through untouched.",
+        "browsers. Successful responses pass through untouched (with an ETag added on /guarded/).",
         "",
         "Ctrl-C stops both.",
     ]
@@ -248,7 +295,12 @@ async def run_demo(listen: str, upstream_listen: str) -> None:
     try:
         await web.TCPSite(runner, host, port).start()
         upstream_url = _reachable(runner.addresses[0])
-        settings = load(None, upstream=upstream_url, listen=listen)
+        # ERRORPROXY_ADMIN moves the admin listener, as for `errorproxy run` (two demos side by side).
+        settings = load(None, upstream=upstream_url, listen=listen, admin=os.environ.get("ERRORPROXY_ADMIN") or None)
+        default = settings.routes[0]
+        guarded = Route(name="guarded", match=Match(path_prefix="/guarded/"), upstream=default.upstream,
+                        strip_prefix="/guarded", errors=default.errors, concurrency=Concurrency())
+        settings = dataclasses.replace(settings, routes=(guarded, *settings.routes))
         settings = dataclasses.replace(
             settings, server=dataclasses.replace(settings.server, shutdown_timeout=SHUTDOWN_SECONDS)
         )

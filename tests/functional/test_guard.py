@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import subprocess
+import sys
+import time
 
 import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import config_yaml
+from tests.conftest import ROOT, config_yaml
+from tests.functional.redis_server import free_port
 
 
 # What this module tests lies past the request parser: it runs once, on aiohttp's
@@ -181,6 +187,12 @@ async def test_a_stale_if_match_gets_412_with_the_current_etag(aiohttp_server, s
     assert legacy.documents["42"]["items"] == ["a"]  # the stale write never reached the upstream
     assert (await _call(url, "PUT", json={}, headers={"If-Match": "W/" + second}))[0] == 412  # strong comparison
     assert (await _call(url, "PUT", json={}, headers={"If-Match": "v7"}))[0] == 400  # not an entity tag
+    assert (await _call(url, "PUT", json={}))[0] == 428
+    admin = re.search(r"admin listening on (http://\S+)", proxy.log()).group(1)
+    metrics = (await _call(admin + "/metrics"))[2].decode()
+    assert 'errorproxy_conflicts_prevented_total{route="all"} 2.0' in metrics
+    assert 'errorproxy_precondition_required_total{route="all"} 1.0' in metrics
+    assert 'errorproxy_lock_wait_seconds_count{route="all"} 3.0' in metrics  # the 400 and the 428 took no lock
 
 
 async def test_if_match_star_and_if_none_match_star(aiohttp_server, start_proxy):
@@ -352,3 +364,52 @@ async def test_redis_stopped_mid_run_fails_closed_or_forwards_as_configured(aioh
     assert "X-Fencing-Token" not in legacy.writes()[-1]
     redis_server.start()  # back on the same port: the fail-closed route works again
     assert (await write("", [4]))[0] == 200 and legacy.documents["42"]["items"] == [4]
+
+
+@pytest.fixture
+def guarded_demo(tmp_path):
+    """`python -m proxy demo` on free ports, its admin listener too (so it runs beside another demo)."""
+    out = tmp_path / "demo.out"
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ERRORPROXY_")},
+           "PYTHONUNBUFFERED": "1", "ERRORPROXY_ADMIN": "127.0.0.1:0"}
+    port = free_port()
+    with open(out, "wb") as stdout:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "proxy", "demo", "--listen", f"127.0.0.1:{port}",
+             "--upstream-listen", f"127.0.0.1:{free_port()}"],
+            stdout=stdout, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while "Ctrl-C stops both." not in out.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"demo did not start (exit {process.returncode}):\n{out.read_text()}")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}", out
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+async def test_the_demo_guards_its_notes(guarded_demo):
+    proxy, out = guarded_demo
+    banner = out.read_text()
+    assert f"curl -i {proxy}/guarded/notes/1" in banner and f"curl -i {proxy}/notes/1 -X PUT" in banner
+    note = {"id": 1, "title": "Shopping list"}
+    # Through the unguarded route the last writer wins: both writes succeed, one edit is lost.
+    read = json.loads((await _call(proxy + "/notes/1"))[2])
+    assert "ETag" not in (await _call(proxy + "/notes/1"))[1]
+    for item in ("eggs", "bread"):
+        assert (await _call(proxy + "/notes/1", "PUT", json={**note, "items": read["items"] + [item]}))[0] == 200
+    assert json.loads((await _call(proxy + "/notes/1"))[2])["items"] == ["milk", "bread"]
+    # Through the guard the second writer is told, refetches, and both edits stay.
+    url = proxy + "/guarded/notes/1"
+    status, headers, body = await _call(url)
+    etag, items = headers["ETag"], json.loads(body)["items"]
+    assert (await _call(url, "PUT", json={**note, "items": items + ["eggs"]}, headers={"If-Match": etag}))[0] == 200
+    status, headers, body = await _call(url, "PUT", json={**note, "items": items + ["jam"]}, headers={"If-Match": etag})
+    assert status == 412 and json.loads(body)["current_etag"] == headers["ETag"] != etag
+    status, headers, body = await _call(url)
+    retry = {**note, "items": json.loads(body)["items"] + ["jam"]}
+    assert (await _call(url, "PUT", json=retry, headers={"If-Match": headers["ETag"]}))[0] == 200
+    assert json.loads((await _call(url))[2])["items"] == ["milk", "bread", "eggs", "jam"]
+    assert (await _call(url, "PUT", json=note))[0] == 428
