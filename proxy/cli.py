@@ -39,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="run the proxy")
     run.add_argument("--config", help="YAML config file (default: $ERRORPROXY_CONFIG, else the embedded config)")
     run.add_argument("--upstream", help="upstream URL for the embedded config (default: $ERRORPROXY_UPSTREAM)")
-    run.add_argument("--listen", help="HOST:PORT to listen on (default: $ERRORPROXY_LISTEN, else the config's)")
+    run.add_argument("--listen", help="HOST:PORT or unix:/PATH to listen on (default: $ERRORPROXY_LISTEN, else the config's)")
     run.add_argument("--workers", help="worker processes sharing the port, Linux only (default: $ERRORPROXY_WORKERS, else 1)")
     run.set_defaults(func=_run)
 
