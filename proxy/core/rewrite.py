@@ -6,7 +6,12 @@ checked by `scrub`. Pure: no I/O, no aiohttp.web.
 
     upstream 409, ETag "v7", {"error": {"message": "Version conflict"}, "currentVersion": 7}
     -> Problem(status=409, title="Conflict", detail="Version conflict",
-               extensions={"current_etag": '"v7"', "current_version": 7})
+               extensions={"currentVersion": 7, "current_etag": '"v7"'})
+
+What a client needs to act is kept without a rule: the field errors of a 400
+or 422 as one `errors` extension (`field_errors`), the version fields of a
+409 or 412 under their own names (`versions`), the current ETag of the
+concurrency statuses.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any, Mapping
 
 import orjson
 
-from . import scrub
+from . import field_errors, scrub, versions
 from .pointer import MISSING, resolve
 from .problem import CONCURRENCY_STATUSES, Problem, default_detail
 from .settings import ErrorPolicy, ErrorRule, SuccessFalse
@@ -32,6 +37,10 @@ log = logging.getLogger("errorproxy.intercept")
 # Where APIs commonly put their human message, tried in order when no pointer is set.
 COMMON_DETAIL_POINTERS = ("/detail", "/message", "/error/message", "/error", "/errors/0/message", "/error_description")
 _PROBLEM_MEMBERS = ("type", "title", "status", "detail", "instance")
+# `/errors/0/message` is a field's message: with the field errors read, their summary says more.
+_FIELD_DETAIL_POINTERS = tuple(pointer for pointer in COMMON_DETAIL_POINTERS if not pointer.startswith("/errors/"))
+FIELD_ERROR_STATUSES = frozenset({400, 422})
+VERSION_STATUSES = frozenset({409, 412})
 _MAX_TEXT_DETAIL = 300
 _TAG = re.compile(r"<[^<>]{0,2000}>")
 _SPACE = re.compile(r"\s+")
@@ -181,7 +190,19 @@ def normalize(
         for key, value in upstream_problem.items():
             if key not in _PROBLEM_MEMBERS and key != "request_id" and scrub.find_unsafe_in_json(value) is None:
                 problem.extensions[key] = value
-    problem.detail = _detail(policy, rule, reply, parsed, upstream_problem) or default_detail(final)
+    fields = (field_errors.read(document)
+              if final in FIELD_ERROR_STATUSES and policy.field_errors and policy.expose_upstream_detail else [])
+    if fields:
+        problem.extensions["errors"] = fields  # in place of an upstream problem's own, whatever its shape
+    detail = _detail(policy, rule, reply, parsed, upstream_problem,
+                     _FIELD_DETAIL_POINTERS if fields else COMMON_DETAIL_POINTERS)
+    problem.detail = detail or (field_errors.summary(fields) if fields else default_detail(final))
+    if final in VERSION_STATUSES:
+        # A rule's extension that reads the same field (current_version: /currentVersion) renames it.
+        taken = {pointer for _, pointer in rule.extensions} if rule is not None else set()
+        for name, value in versions.read(document).items():
+            if f"/{name}" not in taken and f"/error/{name}" not in taken:
+                problem.extensions.setdefault(name, value)
     if rule is not None:
         problem.type = rule.type or problem.type
         problem.title = rule.title or (problem.title if final == reply.status else reason(final))
@@ -205,7 +226,7 @@ def _unsafe(parsed: Parsed) -> str | None:
 
 
 def _detail(policy: ErrorPolicy, rule: ErrorRule | None, reply: UpstreamReply, parsed: Parsed,
-            upstream_problem: dict | None) -> str | None:
+            upstream_problem: dict | None, pointers: tuple[str, ...] = COMMON_DETAIL_POINTERS) -> str | None:
     if rule is not None and rule.detail:
         return rule.detail
     if rule is not None and rule.detail_pointer is not None:
@@ -215,7 +236,7 @@ def _detail(policy: ErrorPolicy, rule: ErrorRule | None, reply: UpstreamReply, p
     if upstream_problem is not None:
         return _safe_text(upstream_problem.get("detail"))
     if parsed.document is not MISSING:
-        for pointer in COMMON_DETAIL_POINTERS:
+        for pointer in pointers:
             found = _safe_text(resolve(parsed.document, pointer))
             if found:
                 return found

@@ -163,6 +163,7 @@ class ErrorPolicy:
     json_style: str = "problem"  # problem | envelope | custom
     json_template: Mapping[str, object] | None = None
     expose_upstream_detail: bool = True
+    field_errors: bool = True  # a 400/422's field errors as one `errors` extension (core/field_errors.py)
     max_error_body: int = 64 * 1024
     rules: tuple[ErrorRule, ...] = ()
     success_false: SuccessFalse | None = None

@@ -17,7 +17,7 @@ import asyncio
 
 from aiohttp import hdrs, web
 
-from ..core import errors, headers
+from ..core import errors, headers, trace
 from ..core.problem import Problem
 from ..core.rewrite import body_cap, rewrite
 from ..core.routing import Router, host_name, normalize_path, upstream_target
@@ -54,7 +54,8 @@ class Proxy:
         request_id = headers.request_id(request.headers.get("X-Request-ID"))
         path = normalize_path(request.raw_path)
         route = self.router.match(host_name(request.headers.get(hdrs.HOST)), path, request.method)
-        exchange = Exchange(request_id, request.method, request.raw_path, route)
+        exchange = Exchange(request_id, request.method, request.raw_path, route,
+                            trace.from_headers(request.headers.getall("traceparent", ())))
         response: web.StreamResponse | None = None
         try:
             if route is None:
@@ -77,7 +78,7 @@ class Proxy:
     def _error(self, request: web.BaseRequest, error: errors.ProxyError, exchange: Exchange,
                route: Route | None) -> ProblemResponse:
         """The proxy's own error, in the route's shape when the route rewrites proxy errors."""
-        problem = Problem.from_error(error, instance=request.path, request_id=exchange.request_id)
+        problem = traced(Problem.from_error(error, instance=request.path, request_id=exchange.request_id), exchange)
         response = render(problem, self._shape(route), origin="proxy", accept=request.headers.get(hdrs.ACCEPT),
                           method=request.method, path=request.path, keep=error.keep)
         if isinstance(error, errors.BodyTooLarge):
@@ -139,6 +140,7 @@ class Proxy:
                           instance=request.path, request_id=exchange.request_id)
         if problem is None:
             return await stream_back(request, upstream_response, exchange, route.upstream, raw, complete)
+        traced(problem, exchange)
         if complete:
             upstream_response.release()  # read to its end: the connection goes back to the pool
         else:
@@ -146,6 +148,13 @@ class Proxy:
         exchange.intercepted = True
         return render(problem, self._shape(route), origin="upstream", accept=request.headers.get(hdrs.ACCEPT),
                       method=request.method, path=request.path, keep=headers.actionable(upstream_headers))
+
+
+def traced(problem: Problem, exchange: Exchange) -> Problem:
+    """`problem` with the request's trace id as `trace_id`, over any an upstream's problem had."""
+    if exchange.trace_id is not None:
+        problem.extensions["trace_id"] = exchange.trace_id
+    return problem
 
 
 def finish_exchange(exchange: Exchange, request: web.BaseRequest, response: web.StreamResponse | None) -> None:

@@ -4,14 +4,17 @@ The handler fills an `Exchange` with what it learns on the way (route,
 upstream, upstream status, whether it rewrote the response); `AccessLog.write`
 turns a finished one into a JSON object (the default) or a logfmt text line:
 
-    {"time": "2025-01-31T09:14:03.512Z", "request_id": "7f9c...", "method": "PUT",
+    {"time": "2025-01-31T09:14:03.512Z", "request_id": "7f9c...",
+     "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736", "method": "PUT",
      "path": "/documents/42", "route": "api", "upstream": "legacy", "upstream_status": 409,
      "status": 409, "intercepted": true, "format": "json", "bytes_in": 18,
      "bytes_out": 312, "duration_ms": 4.87}
 
-No secrets reach it: no header is logged at all (so no Authorization, Cookie
-or Set-Cookie), and the path loses its query string, fragment and any
-`user:password@` of an absolute-form request target.
+`trace_id` is the trace id of a valid W3C `traceparent` (core/trace.py), else
+null (`-` in text). No secrets reach it: no header is logged (so no
+Authorization, Cookie or Set-Cookie) but for that validated id, and the path
+loses its query string, fragment and any `user:password@` of an
+absolute-form request target.
 """
 
 from __future__ import annotations
@@ -33,12 +36,14 @@ class Exchange:
     """What is known about one request and its response, filled in as the handler goes."""
 
     __slots__ = (
-        "request_id", "method", "raw_path", "route", "upstream", "upstream_status", "status",
+        "request_id", "trace_id", "method", "raw_path", "route", "upstream", "upstream_status", "status",
         "intercepted", "format", "bytes_in", "bytes_out", "started", "seconds", "upstream_seconds",
     )
 
-    def __init__(self, request_id: str, method: str, raw_path: str, route: Route | None) -> None:
+    def __init__(self, request_id: str, method: str, raw_path: str, route: Route | None,
+                 trace_id: str | None = None) -> None:
         self.request_id = request_id
+        self.trace_id = trace_id  # of the request's traceparent, when valid
         self.method = method
         self.raw_path = raw_path  # as received; `loggable_path` strips it only if a line is written
         self.route = route.name if route is not None else None
@@ -88,6 +93,7 @@ def fields(exchange: Exchange, now: float) -> dict[str, object]:
     return {
         "time": rfc3339(now - exchange.seconds),
         "request_id": exchange.request_id,
+        "trace_id": exchange.trace_id,
         "method": exchange.method,
         "path": loggable_path(exchange.raw_path),
         "route": exchange.route,

@@ -121,7 +121,7 @@ async def test_envelope_and_custom_styles(aiohttp_server, start_proxy):
     assert headers["Content-Type"] == "application/json"
     assert json.loads(body) == {"error": {
         "code": 409, "message": "Conflict", "details": "Version conflict: document 42 was modified",
-        "request_id": "req-1", "current_etag": '"v7-doc"'}}
+        "request_id": "req-1", "currentVersion": 7, "current_etag": '"v7-doc"'}}  # a 409's version, kept
 
     custom = await start_proxy(config_yaml(proxy_upstream(proxy), route="""
 json_style: custom

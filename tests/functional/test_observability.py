@@ -32,7 +32,7 @@ def http_parser() -> str:
 
 _ADMIN = re.compile(r"admin listening on (http://\S+)")
 ACCESS_FIELDS = [
-    "time", "request_id", "method", "path", "route", "upstream", "upstream_status", "status",
+    "time", "request_id", "trace_id", "method", "path", "route", "upstream", "upstream_status", "status",
     "intercepted", "format", "bytes_in", "bytes_out", "duration_ms",
 ]
 SECRETS = ("s3cr3t-query-token", "Bearer s3cr3t-bearer", "s3cr3t-session", "hunter2")
@@ -266,7 +266,8 @@ async def test_access_log_has_one_json_line_a_request_and_no_secrets(start_proxy
         assert list(record) == ACCESS_FIELDS
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", record["time"])
         assert 0 < record["duration_ms"] < 5000
-    dynamic = ("time", "request_id", "duration_ms")
+        assert record["trace_id"] is None  # no traceparent sent
+    dynamic = ("time", "request_id", "duration_ms", "trace_id")
     assert {name: value for name, value in records["rid-ok"].items() if name not in dynamic} == {
         "method": "GET", "path": "/ok", "route": "app", "upstream": "app", "upstream_status": 200, "status": 200,
         "intercepted": False, "format": "passthrough", "bytes_in": 0, "bytes_out": len(ok_body),
@@ -291,7 +292,7 @@ async def test_access_log_text(start_proxy, upstream):
             assert response.status == 200
     [line] = await wait_for_lines(running, 1, "time=")
     assert re.fullmatch(
-        r"time=\S+Z request_id=rid-text method=GET path=/ok route=all upstream=app upstream_status=200 status=200 "
+        r"time=\S+Z request_id=rid-text trace_id=- method=GET path=/ok route=all upstream=app upstream_status=200 status=200 "
         r"intercepted=false format=passthrough bytes_in=0 bytes_out=2 duration_ms=[0-9.]+",
         line,
     )

@@ -47,6 +47,7 @@ def test_json_line_has_every_field_in_order() -> None:
     assert json.loads(line) == {
         "time": "2023-11-14T22:13:20.250Z",  # when the request arrived: the end minus its duration
         "request_id": "rid-1",
+        "trace_id": None,
         "method": "PUT",
         "path": "/documents/42",
         "route": "api",
@@ -73,10 +74,16 @@ def test_json_line_without_route_or_upstream_answer() -> None:
 
 def test_text_line_is_logfmt() -> None:
     assert text_line(exchange(), NOW) == (
-        "time=2023-11-14T22:13:20.250Z request_id=rid-1 method=PUT path=/documents/42 route=api "
+        "time=2023-11-14T22:13:20.250Z request_id=rid-1 trace_id=- method=PUT path=/documents/42 route=api "
         "upstream=legacy upstream_status=409 status=409 intercepted=true format=json "
         "bytes_in=18 bytes_out=312 duration_ms=250.0"
     )
+
+
+def test_trace_id_in_both_lines() -> None:
+    record = Exchange("rid-1", "GET", "/x", ROUTE, trace_id="4bf92f3577b34da6a3ce929d0e0e4736")
+    assert json.loads(json_line(record, NOW))["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert " request_id=rid-1 trace_id=4bf92f3577b34da6a3ce929d0e0e4736 method=GET " in text_line(record, NOW)
 
 
 @pytest.mark.parametrize(

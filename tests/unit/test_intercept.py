@@ -517,3 +517,100 @@ def test_current_etag_only_when_json_can_carry_it(etag, kept):
     assert problem is not None
     assert ("current_etag" in problem.extensions) is kept
     assert json.loads(problem.to_json())["status"] == 409  # serializable whatever the header held
+
+
+# --- field errors and version fields, kept without a rule ----------------------------------
+
+FASTAPI_422 = '{"detail": [{"loc": ["body", "title"], "msg": "field required", "type": "value_error.missing"}]}'
+FASTAPI_422_TWO = json.dumps({"detail": [
+    {"loc": ["body", "title"], "msg": "field required", "type": "value_error.missing"},
+    {"loc": ["body", "tags", 0], "msg": "str type expected", "type": "type_error.str"},
+]})
+DJANGO_409 = '{"error": "Document was updated by another user", "current_version": 8}'
+
+
+def test_fastapi_422_keeps_its_field_errors():
+    problem = problem_for(reply(422, FASTAPI_422))
+    assert problem.to_dict() == {
+        "type": "about:blank", "title": reason(422), "status": 422, "detail": "title: field required",
+        "instance": "/documents/42", "request_id": "rid-1",
+        "errors": [{"pointer": "/title", "detail": "field required"}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("upstream", "matched", "policy", "detail", "errors"),
+    [
+        pytest.param(reply(422, FASTAPI_422_TWO), None, ErrorPolicy(), "2 fields are invalid: title, tags.0",
+                     [{"pointer": "/title", "detail": "field required"},
+                      {"pointer": "/tags/0", "detail": "str type expected"}], id="summary-of-two"),
+        pytest.param(reply(400, '{"errors": [{"field": "title", "message": "is blank"}]}'), None, ErrorPolicy(),
+                     "title: is blank", [{"pointer": "/title", "detail": "is blank"}],
+                     id="400-summary-beats-errors-0-message"),
+        pytest.param(reply(422, '{"message": "The given data was invalid.", "errors": {"email": ["is taken"]}}'),
+                     None, ErrorPolicy(), "The given data was invalid.", [{"pointer": "/email", "detail": "is taken"}],
+                     id="upstream-message-kept"),
+        pytest.param(reply(422, FASTAPI_422), rule(422, detail="Check the form."), ErrorPolicy(), "Check the form.",
+                     [{"pointer": "/title", "detail": "field required"}], id="rule-detail-wins"),
+        pytest.param(reply(422, FASTAPI_422), rule(422, extensions=(("errors", "/detail"),)), ErrorPolicy(),
+                     "title: field required",
+                     [{"loc": ["body", "title"], "msg": "field required", "type": "value_error.missing"}],
+                     id="rule-extension-named-errors-wins"),
+        pytest.param(reply(422, FASTAPI_422), None, ErrorPolicy(field_errors=False), DEFAULT_DETAILS[422], MISSING,
+                     id="switched-off"),
+        pytest.param(reply(422, FASTAPI_422), None, ErrorPolicy(expose_upstream_detail=False), DEFAULT_DETAILS[422],
+                     MISSING, id="upstream-detail-not-exposed"),
+        pytest.param(reply(409, FASTAPI_422), None, ErrorPolicy(), DEFAULT_409, MISSING, id="not-on-409"),
+        pytest.param(reply(500, '{"errors": {"email": ["is taken"]}}'), rule(500, rewrite_status=422), ErrorPolicy(),
+                     "email: is taken", [{"pointer": "/email", "detail": "is taken"}], id="rewritten-to-422"),
+        pytest.param(reply(422, '{"errors": [{"field": "title", "message": "is blank"}]}', "application/problem+json"),
+                     None, ErrorPolicy(), "title: is blank", [{"pointer": "/title", "detail": "is blank"}],
+                     id="upstream-problem-errors-normalized"),
+        pytest.param(reply(422, '{"errors": [{"code": 17}]}', "application/problem+json"), None, ErrorPolicy(),
+                     DEFAULT_DETAILS[422], [{"code": 17}], id="upstream-problem-errors-unknown-shape-kept"),
+    ],
+)
+def test_field_errors_in_the_problem(upstream, matched, policy, detail, errors):
+    problem = problem_for(upstream, matched, policy)
+    assert (problem.detail, problem.extensions.get("errors", MISSING)) == (detail, errors)
+
+
+def test_field_errors_through_rewrite_with_a_trace_in_one_entry():
+    body = json.dumps({"errors": [{"field": "title", "message": TRACEBACK}, {"field": "body", "message": "too short"}]})
+    problem = rewrite(ErrorPolicy(), 400, {"Content-Type": "application/json"}, body.encode(),
+                      instance="/d/1", request_id="rid")
+    assert problem is not None
+    assert problem.extensions["errors"] == [{"pointer": "/body", "detail": "too short"}]
+    assert "Traceback" not in problem.to_json().decode()
+
+
+def test_django_409_keeps_its_version():
+    problem = problem_for(reply(409, DJANGO_409))
+    assert problem.to_dict() == {
+        "type": "about:blank", "title": "Conflict", "status": 409, "detail": "Document was updated by another user",
+        "instance": "/documents/42", "request_id": "rid-1", "current_version": 8,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "matched", "expected"),
+    [
+        pytest.param(409, BODY_409, None, {"currentVersion": 7}, id="name-kept-as-sent"),
+        pytest.param(412, '{"message": "stale", "_rev": "2-a1b2"}', None, {"_rev": "2-a1b2"}, id="412"),
+        pytest.param(409, '{"error": {"message": "stale", "updatedAt": "2025-01-31T09:14:03Z"}}', None,
+                     {"updatedAt": "2025-01-31T09:14:03Z"}, id="under-error"),
+        pytest.param(409, DJANGO_409, rule(409, extensions=(("current_version", "/error"),)),
+                     {"current_version": "Document was updated by another user"}, id="rule-extension-of-same-name-wins"),
+        pytest.param(409, BODY_409, rule(409, extensions=(("current_version", "/currentVersion"),)),
+                     {"current_version": 7}, id="rule-reading-the-same-field-renames-it"),
+        pytest.param(409, BODY_409, rule(409, extensions=(("v", "/nope"),)), {"currentVersion": 7},
+                     id="rule-extension-elsewhere-leaves-it"),
+        pytest.param(500, DJANGO_409, rule(500, rewrite_status=409), {"current_version": 8}, id="rewritten-to-409"),
+        pytest.param(422, DJANGO_409, None, {}, id="not-on-422"),
+        pytest.param(409, '{"version": {"major": 2}, "rev": null}', None, {}, id="not-scalars"),
+        pytest.param(409, '{"version": "/srv/app/orm.py"}', None, {}, id="unsafe"),
+    ],
+)
+def test_version_fields(status, body, matched, expected):
+    problem = problem_for(reply(status, body), matched)
+    assert {key: value for key, value in problem.extensions.items() if key != "error"} == expected

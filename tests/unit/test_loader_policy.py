@@ -113,6 +113,19 @@ def test_expose_upstream_detail(yaml, expected):
     assert policy(yaml).expose_upstream_detail is expected
 
 
+@pytest.mark.parametrize(
+    ("yaml", "defaults", "expected"),
+    [
+        pytest.param("", "", True, id="default-true"),
+        pytest.param("field_errors: false", "", False, id="false"),
+        pytest.param("", "field_errors: false", False, id="inherited-from-defaults"),
+        pytest.param("field_errors: true", "field_errors: false", True, id="route-overrides-defaults"),
+    ],
+)
+def test_field_errors(yaml, defaults, expected):
+    assert policy(yaml, defaults).field_errors is expected
+
+
 def test_full_rule():
     errors = policy("""
         errors:
@@ -262,6 +275,7 @@ def test_route_empty_errors_list_drops_default_rules():
         # scalars
         pytest.param("expose_upstream_detail: 'yes'", 'routes[0].expose_upstream_detail: "yes" must be true or false',
                      id="expose-string"),
+        pytest.param("field_errors: 1", "routes[0].field_errors: 1 must be true or false", id="field-errors-int"),
         pytest.param("max_error_body: lots", 'routes[0].max_error_body: "lots" is not a size', id="max-error-body"),
         # errors
         pytest.param("errors: {status: 409}", 'routes[0].errors: {"status": 409} must be a list of rules',
