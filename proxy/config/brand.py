@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from .logo import check_logo
+from ..core.language import LANGUAGES, supported
 from .problems import Checker
 
 # `brand` is a plain mapping in the settings (Settings.brand), not a dataclass: its keys are listed here.
@@ -32,6 +33,10 @@ def check_brand(check: Checker, path: str, value: Any) -> dict[str, str]:
     for key, pattern, message in rules:
         if key in brand and brand[key] and not pattern.fullmatch(brand[key]):
             check.fail(f"{path}.{key}", brand[key], message)
+    lang = brand.get("lang")
+    # The pages' default language: a tag the built-in texts serve (de-CH is served by de).
+    if lang and _LANG.fullmatch(lang) and supported(lang) is None:
+        check.fail(f"{path}.lang", lang, f"is not a language of the built-in texts ({', '.join(sorted(LANGUAGES))})")
     brand = {key: item for key, item in brand.items() if key in BRAND_KEYS}
     check_logo(check, path, brand)  # logo_url becomes the data: URL of logo_file
     return brand

@@ -20,6 +20,7 @@ from .check import (  # noqa: F401  (the key sets are part of this module's face
     check_limits, check_route, check_server, check_upstream,
 )
 from .keys import yaml_keys
+from .messages import check_messages
 from .ops import OPS_KEYS, check_ops
 from .parse import YAMLProblem, parse_yaml
 from .policy import check_policy
@@ -124,6 +125,7 @@ def from_mapping(data: Any, source: str) -> Settings:
     server = check_server(check, top.get("server", {}))
     trusted = check.networks("trusted_proxies", top.get("trusted_proxies", []))
     brand = check_brand(check, "brand", top.get("brand", {}))
+    messages = check_messages(check, "messages", top.get("messages", {}))
     templates_dir = check_templates_dir(check, "templates_dir", top["templates_dir"]) if "templates_dir" in top else None
     upstreams = {
         name: check_upstream(check, f"upstreams.{name}", name, spec)
@@ -163,6 +165,7 @@ def from_mapping(data: Any, source: str) -> Settings:
         trusted_proxies=trusted,
         source=source,
         brand=MappingProxyType(brand),
+        messages=MappingProxyType({language: MappingProxyType(texts) for language, texts in messages.items()}),
         templates_dir=templates_dir,
         errors=default_policy,
         ops=ops,

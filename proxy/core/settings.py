@@ -251,5 +251,6 @@ class Settings:
     errors: ErrorPolicy = ErrorPolicy()  # the `defaults` policy, for requests no route matches
     brand: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     templates_dir: str | None = None  # files here override the built-in templates one by one
+    messages: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))  # language -> {id: text}
     tls: ListenerTLS | None = None  # TLS on `listen`
     listen_mode: int | None = None  # file mode of a Unix-socket `listen`; None: as the umask leaves it

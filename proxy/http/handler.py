@@ -41,7 +41,7 @@ class Proxy:
         self.router = Router(settings.routes)
         self.upstreams = upstreams or Upstreams()
         self.guard = Guard(self.upstreams)
-        self.pages = Pages(settings.brand, settings.templates_dir)
+        self.pages = Pages(settings.brand, settings.templates_dir, settings.messages)
         self.access_log = AccessLog(settings.ops.access_log)
         self._default_shape = Shape(settings.errors, self.pages)
         self._shapes = {route.name: Shape(route.errors, self.pages, route.template) for route in settings.routes}
@@ -80,6 +80,7 @@ class Proxy:
         """The proxy's own error, in the route's shape when the route rewrites proxy errors."""
         problem = traced(Problem.from_error(error, instance=request.path, request_id=exchange.request_id), exchange)
         response = render(problem, self._shape(route), origin="proxy", accept=request.headers.get(hdrs.ACCEPT),
+                          accept_language=request.headers.get(hdrs.ACCEPT_LANGUAGE, ""),
                           method=request.method, path=request.path, keep=error.keep)
         if isinstance(error, errors.BodyTooLarge):
             response.force_close()  # the rest of the body is not wanted on this connection
@@ -147,6 +148,7 @@ class Proxy:
             upstream_response.close()  # bytes past the cap stay unread: this connection is done
         exchange.intercepted = True
         return render(problem, self._shape(route), origin="upstream", accept=request.headers.get(hdrs.ACCEPT),
+                      accept_language=request.headers.get(hdrs.ACCEPT_LANGUAGE, ""),
                       method=request.method, path=request.path, keep=headers.actionable(upstream_headers))
 
 

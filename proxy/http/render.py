@@ -7,9 +7,14 @@ upgrade. It decides the format (from the route's policy and the client's
 Accept), the JSON style and the headers:
 
     render(Problem(status=409, ...), Shape(policy, pages), origin="upstream",
-           accept="text/html", keep=[("ETag", '"v7"')])
-    -> 409, text/html page, ETag kept, Cache-Control: no-store, Vary: Accept,
+           accept="text/html", accept_language="de-CH,de;q=0.9", keep=[("ETag", '"v7"')])
+    -> 409, text/html page in German, ETag kept, Cache-Control: no-store,
+       Vary: Accept, Vary: Accept-Language, Content-Language: de,
        X-Request-ID, Proxy-Status: errorproxy; received-status=409
+
+The language is the pages' (`Pages.texts`): from Accept-Language when the
+request's header is passed (an absent header as ""), else the brand's `lang`.
+Only the proxy's own words are translated (`i18n.Catalog.localize`).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from ..core.negotiation import FIXED, JSON, PROBLEM, Choice, choose
 from ..core.problem import Problem
 from ..core.settings import ErrorPolicy
 from .aiohttp_private import NoInventedHeaders
+from .i18n import Catalog
 from .pages import Pages
 
 PROXY_NAME = "errorproxy"
@@ -71,6 +77,7 @@ def render(
     *,
     origin: Origin = "proxy",
     accept: str | None = None,
+    accept_language: str | None = None,
     choice: Choice | None = None,
     method: str = "GET",
     path: str = "",
@@ -82,8 +89,11 @@ def render(
     plain problem+json. `accept` is the request's Accept header, used when the
     policy's format is `auto`; `choice` forces a format instead. `keep` are
     upstream headers the client needs to act (ETag, Retry-After, ...).
+    `accept_language` is the request's Accept-Language ("" when it has none):
+    given, the language is negotiated; None, it is the default language.
     """
     keep = list(keep)
+    catalog = _pages(shape or Shape()).texts.choose(accept_language)
     if shape is None or not shape.covers(origin):
         shape, choice, negotiated = None, choice or PROBLEM, False
     elif choice is not None:
@@ -93,21 +103,15 @@ def render(
     else:
         choice, negotiated = FIXED.get(shape.policy.format, PROBLEM), False
     policy = shape.policy if shape is not None else None
-    style = policy.json_style if policy is not None else "problem"
     if choice.kind == "html":
         retry_after = next((value for name, value in keep if name.lower() == "retry-after"), None)
         page_shape = shape or Shape()
-        body = _pages(page_shape).render(problem, page_shape.template, retry_after)
+        body = _pages(page_shape).render(problem, page_shape.template, retry_after, catalog)
         content_type = "text/html; charset=utf-8"
     elif choice.kind == "text":
-        body, content_type = text_page(problem), "text/plain; charset=utf-8"
-    elif style == "envelope":
-        body, content_type = _json(envelope(problem)), "application/json"
-    elif style == "custom" and policy is not None and policy.json_template is not None:
-        values = {**template_values(problem), "method": method, "path": path}
-        body, content_type = _json(fill(policy.json_template, values)), "application/json"
+        body, content_type = text_page(problem, catalog), "text/plain; charset=utf-8"
     else:
-        body, content_type = problem.to_json(), choice.media_type if choice is JSON else PROBLEM.media_type
+        body, content_type = _json_body(catalog.localize(problem), choice, policy, method, path)
     response = ProblemResponse(status=problem.status, body=body)
     response.format = choice.kind
     headers = response.headers
@@ -117,11 +121,27 @@ def render(
     headers[hdrs.CACHE_CONTROL] = "no-store"
     if negotiated:
         headers.add(hdrs.VARY, "Accept")
+    if accept_language is not None:
+        headers.add(hdrs.VARY, "Accept-Language")
+    # The language its texts were written in (RFC 9457 §3.1.3: a title is localized by negotiation).
+    headers[hdrs.CONTENT_LANGUAGE] = catalog.language
     if problem.request_id:
         headers["X-Request-ID"] = problem.request_id
     if problem.proxy_status:
         headers["Proxy-Status"] = f"{PROXY_NAME}; {problem.proxy_status}"
     return response
+
+
+def _json_body(problem: Problem, choice: Choice, policy: ErrorPolicy | None, method: str,
+               path: str) -> tuple[bytes, str]:
+    """The body and content type of `problem` in the policy's JSON style."""
+    style = policy.json_style if policy is not None else "problem"
+    if style == "envelope":
+        return _json(envelope(problem)), "application/json"
+    if style == "custom" and policy is not None and policy.json_template is not None:
+        values = {**template_values(problem), "method": method, "path": path}
+        return _json(fill(policy.json_template, values)), "application/json"
+    return problem.to_json(), choice.media_type if choice is JSON else PROBLEM.media_type
 
 
 def _json(value: Any) -> bytes:
@@ -175,8 +195,12 @@ def _inline(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def text_page(problem: Problem) -> bytes:
+def text_page(problem: Problem, catalog: Catalog | None = None) -> bytes:
+    """`409 Conflict`, a blank line, the detail, and the request id, in `catalog`'s language."""
+    if catalog is not None:
+        problem = catalog.localize(problem)
     lines = [f"{problem.status} {problem.title}", "", problem.detail]
     if problem.request_id:
-        lines += ["", f"Request ID: {problem.request_id}"]
+        label = catalog.pgettext("page.request_id", "Request ID:") if catalog is not None else "Request ID:"
+        lines += ["", f"{label} {problem.request_id}"]
     return ("\n".join(lines) + "\n").encode()

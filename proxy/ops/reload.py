@@ -53,7 +53,7 @@ class Source:
         from ..http.pages import Pages  # jinja2 is needed only once the YAML is valid
 
         route_templates = tuple(sorted({route.template for route in settings.routes if route.template}))
-        problems = [f"template {problem}" for problem in Pages(settings.brand, settings.templates_dir).check(route_templates)]
+        problems = [f"template {problem}" for problem in Pages(settings.brand, settings.templates_dir, settings.messages).check(route_templates)]
         tls = inspect_tls(settings)
         if problems or tls.problems:
             raise ConfigError(settings.source, tls.problems + problems)

@@ -72,7 +72,7 @@ def preview(status: int, *, accept: str | None = None, path: str = "/", settings
     if settings is None:
         shape = Shape()
     else:
-        pages = Pages(settings.brand, settings.templates_dir)
+        pages = Pages(settings.brand, settings.templates_dir, settings.messages)
         shape = (Shape(route.errors, pages, route.template) if route is not None
                  else Shape(settings.errors, pages))
     # In the route's shape whatever its `origins`: a preview shows what the shape looks like.

@@ -135,9 +135,13 @@ class Visit:
         return await self.page.inner_text("body")
 
 
-async def visit(browser: Browser, url: str, *, width: int = 1280, height: int = 800, settle: bool = True) -> Visit:
-    """Open `url` in a fresh context (`settle`: wait until the network is idle, so late requests are seen)."""
-    context = await browser.new_context(viewport={"width": width, "height": height},
+async def visit(browser: Browser, url: str, *, width: int = 1280, height: int = 800, settle: bool = True,
+                locale: str | None = None) -> Visit:
+    """Open `url` in a fresh context (`settle`: wait until the network is idle, so late requests are seen).
+
+    `locale` is the browser's language, sent as its Accept-Language (Chromium's default: en-US).
+    """
+    context = await browser.new_context(viewport={"width": width, "height": height}, locale=locale,
                                         extra_http_headers={"X-Request-ID": REQUEST_ID})
     page = await context.new_page()
     seen = Visit(page)

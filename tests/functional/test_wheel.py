@@ -25,6 +25,11 @@ _NOT_SOURCE = {".git", ".venv", "build", "dist", ".pytest_cache", "test-artifact
 _WHERE = "import json, proxy; from importlib import resources; " \
          "print(json.dumps([proxy.__file__, str(resources.files('proxy.templates') / 'base.html')]))"
 
+# A 409 page for a German reader, rendered by the installed package.
+_GERMAN = "import re; from proxy.core.problem import Problem; from proxy.http.pages import Pages; " \
+          "pages = Pages(); page = pages.render(Problem(status=409), catalog=pages.texts.choose('de-CH')).decode(); " \
+          "print(re.search('<html lang=\"(.*?)\">', page)[1], re.search('<title>409 (.*?) ', page)[1])"
+
 
 def _ignore(directory: str, names: list[str]) -> set[str]:
     at_top = Path(directory) == ROOT
@@ -72,6 +77,10 @@ def test_the_wheel_ships_the_pages_and_runs_away_from_the_checkout(tmp_path):
     assert {"proxy/templates/409.html", "proxy/templates/base.html", "proxy/config/embedded.yaml"} <= names
     pages = {f"proxy/templates/{path.name}" for path in (source / "templates").glob("*.html")}
     assert pages - names == set(), "built-in pages missing from the wheel"
+    catalogs = {path.relative_to(source).as_posix() for path in (source / "proxy" / "locale").rglob("*.mo")}
+    assert len(catalogs) == 7 and "proxy/locale/ja/LC_MESSAGES/errorproxy.mo" in catalogs
+    assert catalogs - names == set(), "compiled catalogs missing from the wheel"
+    assert not [name for name in names if name.endswith((".po", ".pot"))]  # the sources stay in the repository
     modules = {path.relative_to(source).as_posix() for path in (source / "proxy").rglob("*.py")}
     assert modules - names == set(), "modules missing from the wheel (a subpackage not listed in pyproject.toml?)"
     assert not [name for name in names if name.startswith(("tests/", "bench/"))]
@@ -95,6 +104,10 @@ def test_the_wheel_ships_the_pages_and_runs_away_from_the_checkout(tmp_path):
     assert "<title>409 Conflict · This service</title>" in page.stdout
     assert "<h1>Someone else changed this</h1>" in page.stdout  # 409.html
     assert "--accent: #0b5fff;" in page.stdout and '<header class="brand">' in page.stdout  # base.html
+
+    # The catalogs load from the installed package: a German page, its title from the German catalog.
+    german = _run([python, "-c", _GERMAN], cwd=elsewhere, timeout=60)
+    assert german.stdout == "de Konflikt\n"
 
     # The embedded config (proxy/config/embedded.yaml) loads, and `check` renders every page with it.
     checked = _run([errorproxy, "check", "--upstream", "http://127.0.0.1:9000"], cwd=elsewhere, timeout=60)

@@ -253,7 +253,7 @@ def test_kept_upstream_headers_in_order():
 
 def test_no_headers_beyond_the_ones_set():
     headers = render(BARE).headers
-    assert {name.lower() for name in headers} == {"content-type", "cache-control"}
+    assert {name.lower() for name in headers} == {"content-type", "cache-control", "content-language"}
 
 
 @pytest.mark.parametrize("status", [400, 404, 409, 429, 500, 502, 504])
