@@ -26,7 +26,9 @@ from multidict import CIMultiDict
 
 from ..core import errors
 from ..core.etag import Condition, parse_condition
-from ..core.preconditions import Current, Verdict, describe, evaluate_write, not_modified, resource_key
+from ..core.preconditions import (
+    Current, Verdict, describe, evaluate_write, not_modified, resource_key, upstream_etag,
+)
 from ..core.rewrite import body_cap
 from ..core.settings import Concurrency, Route
 from ..locks import Held, Locks
@@ -145,7 +147,7 @@ class Ticket:
     async def _read(self, request: web.BaseRequest, response: Response, exchange: Exchange) -> web.StreamResponse | None:
         concurrency = self.route.concurrency
         assert concurrency is not None
-        if self.method == "HEAD" and concurrency.etag.kind != "header" and response.headers.get("ETag") is None:
+        if self.method == "HEAD" and concurrency.etag.kind != "header" and upstream_etag(response.headers) is None:
             # A HEAD has no body to hash: the representation is fetched to find its ETag.
             current = await fetch_current(self.guard.upstreams, self.route, self.target, self.checks,
                                           exchange.request_id)

@@ -33,6 +33,8 @@ class Legacy:
         self.documents: dict[str, dict] = {"42": {"id": 42, "items": []}, "v": {"id": 1, "version": 7}}
         self.put_delay = put_delay
         self.seen: list[tuple[str, str, dict[str, str]]] = []  # method, path, headers
+        self.on_check = None  # called when the guard's own GET arrives (it asks for identity coding)
+        self.put_times: list[tuple[float, float]] = []  # (arrived, answered) of each PUT
 
     def app(self) -> web.Application:
         app = web.Application()
@@ -55,15 +57,19 @@ class Legacy:
         return await handler(request)
 
     async def get(self, request):
+        if self.on_check is not None and request.headers.get("Accept-Encoding") == "identity":
+            self.on_check()
         document = self.documents.get(request.match_info["id"])
         if document is None:
             return web.json_response({"error": "not found"}, status=404)
         return web.json_response(document)
 
     async def put(self, request):
+        arrived = time.monotonic()
         document = await request.json()
         await asyncio.sleep(self.put_delay)  # read, think, write: the lost-update window
         self.documents[request.match_info["id"]] = document
+        self.put_times.append((arrived, time.monotonic()))
         return web.json_response(document)
 
     async def delete(self, request):
@@ -143,6 +149,7 @@ async def test_the_upstreams_own_strong_etag_is_kept_and_a_weak_one_replaced(aio
     strong = (await _call(proxy.url + "/documents/weak"))[1]["ETag"]
     assert strong.startswith('"b-')  # W/"w1" could never satisfy an If-Match
     assert (await _call(proxy.url + "/documents/weak", headers={"If-None-Match": "W/" + strong}))[0] == 304
+    assert (await _call(proxy.url + "/documents/weak", "HEAD"))[1]["ETag"] == strong  # HEAD: from a GET
     status, headers, _ = await _call(proxy.url + "/documents/own", "PUT", json={}, headers={"If-Match": '"u1"'})
     assert (status, headers["ETag"]) == (200, '"u2"')
     assert legacy.writes()[-1]["If-Match"] == '"u1"'  # its own ETag: the upstream may check it too
@@ -413,3 +420,33 @@ async def test_the_demo_guards_its_notes(guarded_demo):
     assert (await _call(url, "PUT", json=retry, headers={"If-Match": headers["ETag"]}))[0] == 200
     assert json.loads((await _call(url))[2])["items"] == ["milk", "bread", "eggs", "jam"]
     assert (await _call(url, "PUT", json=note))[0] == 428
+
+
+async def test_a_write_whose_redis_lock_was_lost_is_not_forwarded(aiohttp_server, start_proxy, redis_server):
+    legacy = Legacy()
+    proxy = await _guarded(aiohttp_server, start_proxy, legacy, route=_redis_route(redis_server.url))
+    url = proxy.url + "/documents/42"
+    etag = (await _call(url))[1]["ETag"]
+    # While the guard reads the resource, its lock vanishes (as when its lease ran out).
+    legacy.on_check = lambda: redis_server.command("DEL", "errorproxy:lock:app:/documents/42")
+    status, headers, body = await _call(url, "PUT", json={"id": 42, "items": ["late"]}, headers={"If-Match": etag})
+    assert (status, headers["Retry-After"]) == (503, "1") and "expired" in json.loads(body)["detail"]
+    assert legacy.writes() == [] and legacy.documents["42"]["items"] == []
+    assert "the lock's lease ran out before forwarding" in proxy.log()
+
+
+async def test_a_slow_write_keeps_its_redis_lease(aiohttp_server, start_proxy, redis_server):
+    """A write that takes three leases: renewed while it runs, the other proxy's write waits for it."""
+    legacy = Legacy(put_delay=0.9)
+    server = await aiohttp_server(legacy.app())
+    config = config_yaml(str(server.make_url("")), route=_redis_route(
+        redis_server.url, lock_lease="300ms", require_if_match="false"))
+    first, second = await start_proxy(config), await start_proxy(config)
+    slow = asyncio.create_task(_call(first.url + "/documents/42", "PUT", json={"id": 42, "items": [1]}))
+    while not legacy.writes():
+        await asyncio.sleep(0.01)
+    status, _, _ = await _call(second.url + "/documents/42", "PUT", json={"id": 42, "items": [2]})
+    assert status == 200 and (await slow)[0] == 200
+    (_, first_done), (second_arrived, _) = legacy.put_times
+    assert second_arrived >= first_done  # never two writes at once, though the first outlived its lease 3 times
+    assert legacy.documents["42"]["items"] == [2]
