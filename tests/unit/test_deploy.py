@@ -32,7 +32,7 @@ from yarl import URL
 from proxy import cli
 
 from proxy.observe import metrics
-from proxy.config.loader import from_text, load_from_env
+from proxy.config.loader import ConfigError, from_text, load_from_env
 from proxy.core.settings import Address
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,40 +117,63 @@ def test_environment_defaults():
     env = _image_env()
     assert {key: env.get(key) for key in (
         "PYTHONUNBUFFERED", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_",
-        "ERRORPROXY_LISTEN", "ERRORPROXY_ADMIN",
     )} == {
         "PYTHONUNBUFFERED": "1",
         "MALLOC_MMAP_THRESHOLD_": "16777216",
         "MALLOC_TRIM_THRESHOLD_": "268435456",
         "MALLOC_TOP_PAD_": "16777216",
-        "ERRORPROXY_LISTEN": "0.0.0.0:8080",
-        "ERRORPROXY_ADMIN": "0.0.0.0:9901",
     }
-    assert "ERRORPROXY_UPSTREAM" not in env and "ERRORPROXY_CONFIG" not in env
+    assert "ERRORPROXY_UPSTREAM" not in env
 
 
-def test_image_environment_loads_and_listens_on_the_exposed_ports():
-    settings = load_from_env({**_image_env(), "ERRORPROXY_UPSTREAM": "http://127.0.0.1:3000"})
+def test_image_sets_no_variable_that_overrides_a_config_file():
+    # The order is flags > variables > file, so a variable the image set would win over a
+    # mounted file's `listen` or `admin` without a word: the image's defaults live in its
+    # own config file instead, which a config of one's own replaces whole.
+    assert {key for key in _image_env() if key.startswith("ERRORPROXY_")} == {"ERRORPROXY_CONFIG"}
+
+
+def _image_config() -> Path:
+    """The checkout's file that the image has at ERRORPROXY_CONFIG (by its COPY instruction)."""
+    target = _image_env()["ERRORPROXY_CONFIG"]
+    copied = {value.split()[-1]: value.split()[0] for value in _values("COPY") if len(value.split()) == 2}
+    assert target in copied, f"nothing is copied to {target}"
+    return ROOT / copied[target]
+
+
+def test_image_config_listens_on_the_exposed_ports():
+    env = {**_image_env(), "ERRORPROXY_CONFIG": str(_image_config()), "ERRORPROXY_UPSTREAM": "http://127.0.0.1:3000"}
+    settings = load_from_env(env)
     assert settings.listen == Address("0.0.0.0", 8080)
     assert settings.ops.admin == Address("0.0.0.0", 9901)
     assert {settings.listen.port, settings.ops.admin.port} == _exposed()
+    assert [str(upstream.url) for upstream in settings.upstreams.values()] == ["http://127.0.0.1:3000"]
 
 
-def test_emptied_image_variables_give_way_to_the_config_file(tmp_path):
-    # What the Dockerfile's comment promises: ERRORPROXY_LISTEN="" uses the file's `listen`.
+def test_image_config_without_an_upstream_names_the_variable():
+    env = {**_image_env(), "ERRORPROXY_CONFIG": str(_image_config())}
+    with pytest.raises(ConfigError) as caught:
+        load_from_env(env)
+    assert caught.value.problems == ["upstreams.default.url: ${ERRORPROXY_UPSTREAM} is not set"]
+
+
+def test_a_mounted_config_is_used_as_written_and_variables_then_flags_win_over_it(tmp_path):
     config = tmp_path / "errorproxy.yaml"
     config.write_text("listen: 127.0.0.1:8081\nadmin: 127.0.0.1:9902\nupstreams: {app: http://127.0.0.1:3000}\n"
                       "routes: [{match: {path_prefix: /}, upstream: app}]\n")
     env = {**_image_env(), "ERRORPROXY_CONFIG": str(config)}
-    assert load_from_env(env).listen == Address("0.0.0.0", 8080)
-    settings = load_from_env({**env, "ERRORPROXY_LISTEN": "", "ERRORPROXY_ADMIN": ""})
+    settings = load_from_env(env)
     assert (settings.listen, settings.ops.admin) == (Address("127.0.0.1", 8081), Address("127.0.0.1", 9902))
+    env |= {"ERRORPROXY_LISTEN": "127.0.0.1:8082", "ERRORPROXY_ADMIN": "127.0.0.1:9903"}
+    settings = load_from_env(env)
+    assert (settings.listen, settings.ops.admin) == (Address("127.0.0.1", 8082), Address("127.0.0.1", 9903))
+    assert load_from_env(env, listen="127.0.0.1:8083").listen == Address("127.0.0.1", 8083)
 
 
 @pytest.mark.parametrize(
     "admin, url",
     [
-        pytest.param(None, "http://127.0.0.1:9901/healthz", id="image-default"),
+        pytest.param(None, "http://127.0.0.1:9901/healthz", id="image-default"),  # the image's config says 9901
         pytest.param("0.0.0.0:9911", "http://127.0.0.1:9911/healthz", id="moved"),
         pytest.param("[::]:9912", "http://127.0.0.1:9912/healthz", id="ipv6-address"),
         pytest.param("", "http://127.0.0.1:9901/healthz", id="from-config-file"),
@@ -161,7 +184,10 @@ def test_healthcheck_asks_healthz_on_the_admin_port(monkeypatch, admin, url):
     assert argv[:2] == ["python", "-c"] and len(argv) == 3
     asked = []
     monkeypatch.setattr(urllib.request, "urlopen", lambda url, timeout: asked.append((url, timeout)))
-    monkeypatch.setenv("ERRORPROXY_ADMIN", _image_env()["ERRORPROXY_ADMIN"] if admin is None else admin)
+    if admin is None:
+        monkeypatch.delenv("ERRORPROXY_ADMIN", raising=False)
+    else:
+        monkeypatch.setenv("ERRORPROXY_ADMIN", admin)
     exec(argv[2], {"__name__": "__main__"})
     assert len(asked) == 1 and asked[0][0] == url
     assert asked[0][1] < float(options["timeout"].removesuffix("s")), "Docker's timeout must not cut it first"
@@ -283,6 +309,20 @@ def test_config_map_holds_a_valid_sidecar_config():
     assert settings.ops.watch_config, "ConfigMap updates are picked up by errorproxy's file watcher"
     assert [u.url for u in settings.upstreams.values()] == [URL("http://127.0.0.1:3000")]
     assert len(settings.routes) == 1 and settings.trusted_proxies
+
+
+def test_config_map_is_used_as_written_in_the_container(tmp_path):
+    # The image's and the pod's variables together leave the ConfigMap's `listen` and `admin`
+    # alone: moved in the file, they move in the process.
+    container, written = _container("errorproxy"), _settings()
+    path = Path(_env(container)["ERRORPROXY_CONFIG"])
+    text = _one("ConfigMap")["data"][path.name]
+    text = text.replace(f"listen: {written.listen}", "listen: 0.0.0.0:8181")
+    text = text.replace(f"admin: {written.ops.admin}", "admin: 0.0.0.0:9191")
+    mounted = tmp_path / path.name
+    mounted.write_text(text)
+    settings = load_from_env({**_image_env(), **_env(container), "ERRORPROXY_CONFIG": str(mounted)})
+    assert (settings.listen, settings.ops.admin) == (Address("0.0.0.0", 8181), Address("0.0.0.0", 9191))
 
 
 def test_config_is_mounted_where_errorproxy_reads_it_and_follows_updates():
