@@ -83,7 +83,8 @@ def request_id(incoming: str | None) -> str:
 # per request. They correlate log lines; they are not secrets. Seeded from the
 # OS per process (a forked child reseeds), so workers never share a sequence.
 _ids = random.Random()
-os.register_at_fork(after_in_child=_ids.seed)
+if hasattr(os, "register_at_fork"):  # Windows has no fork
+    os.register_at_fork(after_in_child=_ids.seed)
 
 
 def is_trusted(peer: str | None, trusted: tuple[IPNetwork, ...]) -> bool:

@@ -1,9 +1,9 @@
 """errorproxy on a developer's macOS or Windows machine, simulated on Linux.
 
 A `sitecustomize` module on PYTHONPATH takes away what those platforms lack
-before errorproxy is imported: for Windows, the `resource` module, SIGHUP,
-AF_UNIX, uvloop and the event loop's `add_signal_handler` (Windows' loops raise
-NotImplementedError), with `sys.platform` set to "win32"; for macOS,
+before errorproxy is imported: for Windows, the `resource` module, fork,
+SIGHUP, AF_UNIX, uvloop and the event loop's `add_signal_handler` (Windows'
+loops raise NotImplementedError), with `sys.platform` set to "win32"; for macOS,
 `sys.platform` "darwin" and no uvloop. Only the standard library is altered;
 errorproxy runs as it is, as a real process, through its real command line.
 """
@@ -31,6 +31,8 @@ WINDOWS = """
     sysconfig.get_config_vars()
     sys.modules["resource"] = None  # `import resource` raises ImportError
     sys.modules["uvloop"] = None
+    import os, random  # random reseeds at fork where there is one: imported, it has chosen
+    del os.fork, os.register_at_fork
     del signal.SIGHUP
     # No AF_UNIX; the event loop's self-pipe still needs a socket pair (Windows makes one over TCP).
     socket.socketpair = functools.partial(socket.socketpair, socket.AF_UNIX)
