@@ -418,6 +418,9 @@ METRICS = {
     "errorproxy_intercepted": ("counter", {"route", "upstream_status", "status", "format"}),
     "errorproxy_upstream_errors": ("counter", {"upstream", "kind"}),
     "errorproxy_upstream_duration_seconds": ("histogram", {"route"}),
+    "errorproxy_conflicts_prevented": ("counter", {"route"}),
+    "errorproxy_precondition_required": ("counter", {"route"}),
+    "errorproxy_lock_wait_seconds": ("histogram", {"route"}),
     "errorproxy_config_reloads": ("counter", {"result"}),
     "errorproxy_build_info": ("gauge", {"version", "python", "aiohttp"}),
 }
