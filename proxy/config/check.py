@@ -20,6 +20,7 @@ from .concurrency import check_concurrency
 from .keys import field_types, yaml_keys
 from .policy import POLICY_KEYS, check_policy
 from .problems import HOST, Checker, Converter
+from .resilience import RESILIENCE_KEYS, check_resilience
 from .transport import check_target, check_upstream_tls
 from .values import read_count, read_duration, read_positive_duration, read_size
 from ..core.settings import Concurrency, ErrorPolicy, Match, Route, ServerSettings, UpstreamSettings
@@ -68,7 +69,8 @@ _SERVER_KEYS = yaml_keys(ServerSettings)
 _SERVER_UNITS = _converters(ServerSettings, _SERVER_KEYS)
 # `name` is the upstream's key under `upstreams`; `url` and `targets` are checked together, `tls` with them.
 _UPSTREAM_KEYS = yaml_keys(UpstreamSettings, {"name": None})
-_UPSTREAM_UNITS = _converters(UpstreamSettings, _UPSTREAM_KEYS)
+# The resilience keys that are no plain unit (`retry_budget` is a float, but a percentage) have their own check.
+_UPSTREAM_UNITS = _converters(UpstreamSettings, _UPSTREAM_KEYS - RESILIENCE_KEYS)
 # A route's `errors` field is no key of its own: its policy keys sit in the route, as in `defaults`.
 _ROUTE_KEYS = yaml_keys(Route, {"errors": None}) | POLICY_KEYS
 # The route fields `defaults` may set too, besides the policy.
@@ -98,6 +100,7 @@ def check_upstream(check: Checker, path: str, name: str, spec: Any) -> UpstreamS
     elif spec:  # an empty spec is reported already
         check.missing(f"{path}.url", "an upstream needs a url (http://HOST:PORT) or targets")
     options = check.units(path, {k: v for k, v in spec.items() if k in _UPSTREAM_UNITS}, _UPSTREAM_UNITS)
+    options.update(check_resilience(check, path, spec, options))
     valid = tuple(url for url in targets if url is not None)
     tls = check_upstream_tls(check, path, spec.get("tls"), list(valid))
     if not targets or None in targets or (tls is None and any(url.scheme == "https" for url in valid)):

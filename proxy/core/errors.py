@@ -12,6 +12,8 @@
     │   ├── ResponseIncomplete      502     http_response_incomplete
     │   ├── ResponseTooLarge        502     http_response_header_section_size
     │   ├── UpgradeFailed           502     http_upgrade_failed
+    │   ├── ConnectionLimitReached  503     connection_limit_reached (max_requests or max_pending
+    │   │                                   reached; Retry-After: 1)
     │   ├── TLSCertificateError     502     tls_certificate_error (its certificate did not verify)
     │   ├── TLSProtocolError        502     tls_protocol_error (the handshake failed otherwise)
     │   └── UpgradeRefused          the upstream's status (received-status=...)
@@ -129,6 +131,16 @@ class TLSProtocolError(UpstreamError):
 
     detail = "The TLS handshake with the service failed."
     proxy_status = "tls_protocol_error"
+
+
+class ConnectionLimitReached(UpstreamError):
+    """The upstream's circuit breaker is open: too many requests await it already (RFC 9209 §2.3.12)."""
+
+    status = 503
+    title = "Service Unavailable"
+    detail = "The service behind this address is busy with as many requests as it takes. Try again shortly."
+    proxy_status = "connection_limit_reached"
+    keep = (("Retry-After", "1"),)
 
 
 class ClientGone(ProxyError):

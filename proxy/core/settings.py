@@ -95,7 +95,20 @@ class OpsSettings:
     admin: Address | None = Address("127.0.0.1", 9901)  # /healthz /readyz /metrics; None: off
     access_log: str = "json"  # json | text | off: one line a request
     watch_config: bool = False  # reload when the config file changes, as on SIGHUP
-    ready_needs_upstreams: bool = False  # /readyz also requires every upstream to accept a connection
+    ready_needs_upstreams: bool = False  # /readyz also requires every upstream to have a usable target
+
+
+RETRY_REASONS = ("connect", "reset", "502", "503", "504")  # what `retry_on` may name
+
+
+@dataclass(frozen=True, slots=True)
+class HealthCheck:
+    """An active check of each target of an upstream: `GET path`, answered with an `expect` status."""
+
+    path: str = "/"  # sent as is (no base path), with the target's HOST:PORT as Host
+    interval: float = 5.0  # from the end of one check to the start of the next
+    timeout: float = 1.0  # connect, send and the status line, all within this
+    expect: StatusSet = StatusSet(((200, 299),))
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,14 +121,31 @@ class UpstreamSettings:
     idle_timeout: float = 60.0  # a pooled keep-alive connection unused this long is closed
     max_line_size: int = 16384  # response status/header line cap; past it: 502
     targets: tuple[URL, ...] = ()  # every address of this upstream, used round robin; () means (url,)
-    eject_for: float = 10.0  # a target that refuses connections is skipped this long, then probed
-    retries: int = 2  # extra tries, on untried targets, of a request whose connection could not be made
+    eject_for: float = 10.0  # an ejected target is skipped this long (doubled per ejection in a row), then probed
+    max_eject_for: float = 60.0  # the doubling stops here
+    eject_after: int = 5  # consecutive 5xx answers or failures after connecting that eject a target; 0: never
+    retries: int = 2  # extra tries of a request, each after a failure `retry_on` names
     retry_backoff: float = 0.05  # first retry delay, doubled on each further try
+    retry_on: frozenset[str] = frozenset({"connect"})  # of RETRY_REASONS
+    retry_budget: float = 20.0  # percent: retries at most this share of the requests of the last 10s ...
+    retry_budget_min: int = 3  # ... or this many, whichever is more
+    health_check: HealthCheck | None = None
+    max_requests: int | None = None  # requests awaiting this upstream's answer at once; past it: 503
+    max_pending: int | None = 1024  # of those, how many more than max_connections (so waiting for one); past it: 503
     tls: UpstreamTLS | None = None  # set for https:// upstreams (and only for them)
+
+    _retry_statuses: frozenset[int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.targets:
             object.__setattr__(self, "targets", (self.url,))
+        # Asked of every response: worked out once.
+        statuses = frozenset(int(reason) for reason in self.retry_on if reason.isdigit())
+        object.__setattr__(self, "_retry_statuses", statuses)
+
+    def retries_status(self, status: int) -> bool:
+        """Whether an answer with `status` may be tried again (`retry_on` names it)."""
+        return status in self._retry_statuses
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,6 +3,9 @@
     errorproxy_requests_total{route,method,status}                      counter
     errorproxy_intercepted_total{route,upstream_status,status,format}   counter
     errorproxy_upstream_errors_total{upstream,kind}                     counter
+    errorproxy_upstream_retries_total{upstream,reason}                  counter
+    errorproxy_upstream_retry_overflow_total{upstream}                  counter
+    errorproxy_upstream_ejections_total{upstream,reason}                counter
     errorproxy_upstream_duration_seconds{route}                         histogram
     errorproxy_conflicts_prevented_total{route}                         counter
     errorproxy_precondition_required_total{route}                       counter
@@ -12,8 +15,10 @@
 
 Every label value is bounded: route and upstream names come from the config
 ("-" when no route matched), methods outside the standard ones are "OTHER",
-statuses are three-digit numbers and `kind` is an RFC 9209 error name such as
-`connection_refused`.
+statuses are three-digit numbers, `kind` is an RFC 9209 error name such as
+`connection_refused`, a retry's `reason` is what `retry_on` names (`connect`,
+`reset`, `502`, `503`, `504`) and an ejection's is `connect`, `failures` or
+`health_check`.
 
 With PROMETHEUS_MULTIPROC_DIR set before this module is first imported (as
 `--workers` does), each process writes its values to files there and
@@ -60,6 +65,19 @@ INTERCEPTED = Counter(
 UPSTREAM_ERRORS = Counter(
     "errorproxy_upstream_errors_total", "Failures talking to an upstream, by RFC 9209 Proxy-Status error.",
     ("upstream", "kind"),
+)
+UPSTREAM_RETRIES = Counter(
+    "errorproxy_upstream_retries_total", "Requests tried again on an upstream, by what the failed try came to.",
+    ("upstream", "reason"),
+)
+UPSTREAM_RETRY_OVERFLOW = Counter(
+    "errorproxy_upstream_retry_overflow_total", "Retries not made because the upstream's retry budget was spent.",
+    ("upstream",),
+)
+UPSTREAM_EJECTIONS = Counter(
+    "errorproxy_upstream_ejections_total",
+    "Targets taken out of rotation: unreachable (connect), failing in a row (failures), or by health check.",
+    ("upstream", "reason"),
 )
 UPSTREAM_DURATION = Histogram(
     "errorproxy_upstream_duration_seconds", "Time from receiving a request to the upstream's response headers.",
@@ -131,6 +149,21 @@ def upstream_failed(upstream: str, kind: str | None) -> None:
     if child is None:
         child = _upstream_errors[key] = UPSTREAM_ERRORS.labels(*key)
     child.inc()
+
+
+def upstream_retried(upstream: str, reason: str) -> None:
+    """Count a retry of a request to `upstream`; `reason` is what the failed try came to (`503`, `reset`, ...)."""
+    UPSTREAM_RETRIES.labels(upstream, reason).inc()  # rare: no cached children
+
+
+def retry_overflowed(upstream: str) -> None:
+    """Count a retry not made because `upstream`'s retry budget was spent."""
+    UPSTREAM_RETRY_OVERFLOW.labels(upstream).inc()
+
+
+def target_ejected(upstream: str, reason: str) -> None:
+    """Count a target of `upstream` taken out of rotation (`connect`, `failures`, `health_check`)."""
+    UPSTREAM_EJECTIONS.labels(upstream, reason).inc()
 
 
 def conflict_prevented(route: str) -> None:

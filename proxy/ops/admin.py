@@ -3,8 +3,9 @@
     GET /healthz   200 "ok" while the process runs (liveness)
     GET /readyz    200 "ready" while the proxy accepts requests; 503 before, and
                    from the moment it starts stopping; with `readiness:
-                   {check_upstreams: true}`, also 503 naming each upstream
-                   target that does not accept a TCP connection
+                   {check_upstreams: true}`, also 503 while an upstream has no
+                   usable target (each is ejected or refuses a TCP connection),
+                   naming its targets and why
     GET /metrics   Prometheus text format (every worker's, in multiprocess mode)
 
 It never shares the public listener: a public `GET /metrics` is forwarded like
@@ -22,6 +23,7 @@ from aiohttp import web
 from yarl import URL
 
 from ..core.settings import Settings
+from ..upstream import Upstreams
 from ..core.targets import dial_key, is_unix
 from ..http.aiohttp_private import listening_urls
 
@@ -43,14 +45,16 @@ class Readiness:
 
     The server sets `ready` once the public listener accepts and clears it
     first thing when asked to stop; `current()` gives the running settings,
-    which a reload may replace (`lambda: holder.current.settings`).
+    which a reload may replace (`lambda: holder.current.settings`), and
+    `upstreams()` the running `Upstreams`, whose ejections count too.
     """
 
-    __slots__ = ("ready", "current")
+    __slots__ = ("ready", "current", "upstreams")
 
-    def __init__(self, current: Callable[[], Settings]) -> None:
+    def __init__(self, current: Callable[[], Settings], upstreams: Callable[[], Upstreams] | None = None) -> None:
         self.ready = False
         self.current = current
+        self.upstreams = upstreams
 
     @property
     def settings(self) -> Settings:
@@ -70,7 +74,7 @@ async def _readyz(request: web.Request) -> web.Response:
         return web.Response(status=503, text="not ready: not accepting requests\n")
     settings = readiness.settings
     if settings.ops.ready_needs_upstreams:
-        failing = await unreachable(settings)
+        failing = await unreachable(settings, readiness.upstreams() if readiness.upstreams is not None else None)
         if failing:
             return web.Response(status=503, text="not ready: upstreams unreachable: " + "; ".join(failing) + "\n")
     return web.Response(text="ready\n")
@@ -84,16 +88,29 @@ async def _metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})
 
 
-async def unreachable(settings: Settings) -> list[str]:
-    """`name target: reason` for each upstream target that refuses or ignores a TCP connection."""
-    probes = [
-        (upstream.name, target, min(upstream.connect_timeout, _PROBE_TIMEOUT))
-        for upstream in settings.upstreams.values()
-        for target in upstream.targets
-    ]
-    results = await asyncio.gather(*(_probe(target, timeout) for _, target, timeout in probes))
-    return [f"{name} {target.host}:{target.port}: {reason}"
-            for (name, target, _), reason in zip(probes, results) if reason is not None]
+async def unreachable(settings: Settings, upstreams: Upstreams | None = None) -> list[str]:
+    """`name target: reason` for each target of each upstream that has no usable target.
+
+    A target is usable when it is not ejected (by `upstreams`, when given:
+    unreachable, failing, or failing its health check) and accepts a TCP
+    connection. One usable target is enough for its upstream: the proxy
+    sends it the requests the others would have had.
+    """
+    failing = []
+    for upstream in settings.upstreams.values():
+        ejected = upstreams.ejected(upstream) if upstreams is not None else [False] * len(upstream.targets)
+        timeout = min(upstream.connect_timeout, _PROBE_TIMEOUT)
+        reasons = await asyncio.gather(*(
+            _ejected() if out else _probe(target, timeout) for target, out in zip(upstream.targets, ejected)
+        ))
+        if all(reason is not None for reason in reasons):
+            failing += [f"{upstream.name} {target.host}:{target.port}: {reason}"
+                        for target, reason in zip(upstream.targets, reasons)]
+    return failing
+
+
+async def _ejected() -> str:
+    return "ejected"
 
 
 async def _probe(target: URL, timeout: float) -> str | None:

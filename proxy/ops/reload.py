@@ -64,7 +64,8 @@ class Holder:
     """The `Proxy` new requests get, and the requests still running on each one.
 
     The server's handler is `Holder.handle`. A swapped-out `Proxy` is closed
-    (its upstream connections with it) when its last request ends.
+    (its upstream connections with it, but for those the new one adopted)
+    when its last request ends.
     """
 
     def __init__(self, proxy) -> None:
@@ -198,8 +199,10 @@ class Reloader:
                 log.exception("reload failed building the new config; the running config stays")
                 _count(False)
                 return False
-            log.info("reloaded %s: %d routes, %d upstreams", settings.source, len(settings.routes),
-                     len(settings.upstreams))
+            # An upstream whose settings did not change keeps its pool, ejections and health checks.
+            warm = proxy.upstreams.adopt(self.holder.current.upstreams, settings.upstreams.values())
+            log.info("reloaded %s: %d routes, %d upstreams (%d kept warm)", settings.source, len(settings.routes),
+                     len(settings.upstreams), len(warm))
             self.holder.swap(proxy)
             _count(True)
             return True

@@ -142,7 +142,7 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
         loop, stop.set, reloader and (lambda: _start(background, reloader.reload("SIGHUP"))))
     server = ProxyServer(holder.handle, limits)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=limits.shutdown_timeout)
-    readiness = Readiness(lambda: holder.current.settings)
+    readiness = Readiness(lambda: holder.current.settings, lambda: holder.current.upstreams)
     admin = Admin(readiness)
     site: web.BaseSite | None = None
     redirect: web.ServerRunner | None = None

@@ -3,7 +3,8 @@
 `map_failure` turns our client's `errors.UpstreamFailure`s (and aiohttp's
 exceptions, from WebSocket handshakes) into `core.errors.ProxyError`s; the
 exception text, which may quote raw upstream bytes, is logged and never sent.
-`outcome` says what a failed try tells the balancer about its target.
+`outcome` says what a failed try tells the balancer about its target, and
+`retry_reason` what `retry_on` calls it.
 """
 
 from __future__ import annotations
@@ -78,11 +79,31 @@ def outcome(exc: Exception) -> Outcome:
     if isinstance(exc, (client_errors.ConnectFailed, client_errors.ConnectTimeout)):
         return Outcome.UNREACHABLE  # no request was sent
     if isinstance(exc, client_errors.TLSFailed):
-        return Outcome.CONNECTED if exc.request_sent else Outcome.UNREACHABLE
+        return Outcome.FAILED if exc.request_sent else Outcome.UNREACHABLE
     if isinstance(exc, client_errors.UpstreamFailure):
-        return Outcome.UNDECIDED if isinstance(exc, client_errors.PoolTimeout) else Outcome.CONNECTED
+        return Outcome.UNDECIDED if isinstance(exc, client_errors.PoolTimeout) else Outcome.FAILED
     if isinstance(exc, aiohttp.ClientConnectorError):
         return Outcome.UNREACHABLE  # refused, unreachable, no address, TLS handshake: no request sent
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return Outcome.UNREACHABLE if dialing() else Outcome.UNDECIDED
-    return Outcome.CONNECTED
+    return Outcome.FAILED
+
+
+# Connected, then nothing came back: closed, reset, or silent for read_timeout.
+_RESETS = (client_errors.Disconnected, client_errors.ReadTimeout,
+           aiohttp.ServerDisconnectedError, aiohttp.SocketTimeoutError, aiohttp.ClientOSError)
+
+
+def retry_reason(exc: Exception, result: Outcome) -> str | None:
+    """What `retry_on` calls a failed try whose `outcome` was `result`; None: nothing it can name.
+
+    >>> retry_reason(client_errors.ReadTimeout("60s"), Outcome.FAILED)
+    'reset'
+    >>> retry_reason(client_errors.Malformed("bad status line"), Outcome.FAILED) is None
+    True
+    """
+    if result is Outcome.UNREACHABLE:
+        return "connect"
+    if result is Outcome.FAILED and isinstance(exc, _RESETS):
+        return "reset"
+    return None

@@ -7,22 +7,26 @@
 
 `send` picks a target (see `balancer`), names it in the request's Host
 (unless the client's Host is kept) and prefixes the upstream's base path,
-sends through that upstream's connection pool, and tries another target when
-the connection could not be made and the request can still be sent again. Every
+sends through that upstream's connection pool, and tries again, on another
+target when one is left, after the failures `retry_on` names, while the
+request can be sent again and the retry budget lasts (`limits`). Every
 failure leaves as a `core.errors.ProxyError`, mapped in one place
 (`failures.map_failure`); an error raised by the request body itself (the
-client's body too large, say) leaves unchanged.
+client's body too large, say) leaves unchanged. Past the upstream's breaker
+caps, a request is refused at once (`errors.ConnectionLimitReached`).
 
 An upstream with several targets still has one pool: it keeps keep-alive
-connections per target, and `max_connections` caps them all together.
+connections per target, and `max_connections` caps them all together. Its
+health checks (`health`) run while the `Upstreams` that owns it is open. A
+reload's new `Upstreams` adopts each upstream whose settings did not change
+(`adopt`), pool, ejections and checks, so a reload keeps connections warm.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, TypeVar
+from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import aiohttp
 from multidict import CIMultiDict
@@ -32,25 +36,18 @@ from ..core import errors
 from ..core.headers import actionable
 from ..core.settings import UpstreamSettings
 from ..core.targets import authority, base_path, is_unix, split_unix
-from .balancer import Balancer, Outcome
-from .failures import map_failure, outcome
-from .pool import ConnectionPool
+from ..observe import metrics
+from .balancer import IDEMPOTENT, Outcome
+from .failures import map_failure, outcome, retry_reason
 from .response import Response
 from .session import make_session
+from .state import UpstreamState
 
 log = logging.getLogger("errorproxy.upstream")
 
 R = TypeVar("R")
-
-
-@dataclass
-class _Upstream:
-    """What the proxy keeps for one upstream, made inside the running loop on its first request."""
-
-    balancer: Balancer
-    connections: ConnectionPool
-    # For WebSocket handshakes, made on the first one: one over TCP (key ""), one per Unix socket.
-    sessions: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
+_DISCARD = 64 * 1024  # most body bytes read off an answer that is retried, to keep its connection
+_DISCARD_TIME = 1.0  # seconds for that; past them, or past those bytes, the connection is closed instead
 
 
 class _Once:
@@ -69,14 +66,42 @@ class Upstreams:
     """The connection pool, balancer and WebSocket session of each upstream."""
 
     def __init__(self) -> None:
-        self._upstreams: dict[str, _Upstream] = {}
+        self._upstreams: dict[str, UpstreamState] = {}
 
-    def _get(self, upstream: UpstreamSettings) -> _Upstream:
+    def _get(self, upstream: UpstreamSettings) -> UpstreamState:
         kept = self._upstreams.get(upstream.name)
         if kept is None:
-            kept = self._upstreams[upstream.name] = _Upstream(Balancer.from_settings(upstream),
-                                                              ConnectionPool(upstream))
+            kept = self._upstreams[upstream.name] = UpstreamState.start(upstream, self)
         return kept
+
+    def adopt(self, previous: Upstreams, upstreams: Iterable[UpstreamSettings]) -> list[str]:
+        """Take over from `previous` each of `upstreams` whose settings are unchanged; their names.
+
+        Pool, ejections and health checks go on as they were. `previous` still
+        serves its requests in flight with them, but no longer closes them.
+        An upstream whose TLS reads files is built afresh, so a reload reads
+        rotated certificates.
+
+        >>> from yarl import URL
+        >>> old, new = Upstreams(), Upstreams()
+        >>> new.adopt(old, [UpstreamSettings("app", URL("http://127.0.0.1:9000"))])  # never used: nothing to adopt
+        []
+        """
+        adopted = []
+        for upstream in upstreams:
+            kept = previous._upstreams.get(upstream.name)
+            reads_files = upstream.tls is not None and bool(upstream.tls.ca_file or upstream.tls.client_cert)
+            if (kept is not None and kept.owner is previous and kept.settings == upstream and not reads_files
+                    and upstream.name not in self._upstreams):
+                kept.owner = self
+                self._upstreams[upstream.name] = kept
+                adopted.append(upstream.name)
+        return adopted
+
+    def ejected(self, upstream: UpstreamSettings) -> list[bool]:
+        """For each target of `upstream`, whether it is out of rotation now (its health checks start, if not yet)."""
+        balancer = self._get(upstream).balancer
+        return [balancer.ejected(index) for index in range(len(upstream.targets))]
 
     async def send(self, upstream: UpstreamSettings, method: str, target: str, headers: CIMultiDict[str],
                    body: AsyncIterable[bytes] | None = None, *, request_id: str,
@@ -94,7 +119,8 @@ class Upstreams:
             path = _aim(headers, base, target, keep_host)
             return connections.request(base, method, path, headers, once)
 
-        return await self._try(upstream, request_id, attempt, lambda: once is None or not once.started)
+        return await self._try(upstream, request_id, attempt, idempotent=once is None and method in IDEMPOTENT,
+                               body_started=lambda: once is not None and once.started)
 
     async def connect_websocket(self, upstream: UpstreamSettings, target: str, headers: CIMultiDict[str], *,
                                 protocols: list[str], max_message: int, request_id: str,
@@ -119,16 +145,35 @@ class Upstreams:
                                       max_msg_size=max_message, compress=0, ssl=tls,
                                       server_hostname=upstream.tls.server_name or None)
 
-        return await self._try(upstream, request_id, attempt, lambda: True)
+        return await self._try(upstream, request_id, attempt, idempotent=True, body_started=lambda: False)
 
-    async def _try(self, upstream: UpstreamSettings, request_id: str, attempt: Callable[[URL], Awaitable[R]],
-                   replayable: Callable[[], bool]) -> R:
-        """`await attempt(target)` at the target the balancer picks, tried again elsewhere while allowed.
+    async def _try(self, upstream: UpstreamSettings, request_id: str, attempt: Callable[[URL], Awaitable[R]], *,
+                   idempotent: bool, body_started: Callable[[], bool]) -> R:
+        """`await attempt(target)` within the upstream's breaker caps, tried again while allowed.
 
-        `replayable()` says, after a failure, whether the request could still
-        be sent again (False once its body started streaming).
+        `idempotent`: the method is, and the request has no body.
+        `body_started()` says, after a failure, whether its body began to stream.
         """
-        balancer = self._get(upstream).balancer
+        kept = self._get(upstream)
+        breaker = kept.breaker
+        if breaker is None:
+            return await self._tries(kept, request_id, attempt, idempotent, body_started)
+        cap = breaker.enter()
+        if cap is not None:
+            log.warning("upstream %s: %s (%d) reached, %d request(s) awaiting it: 503 request_id=%s",
+                        upstream.name, cap, getattr(upstream, cap), breaker.active, request_id)
+            metrics.upstream_failed(upstream.name, errors.ConnectionLimitReached.proxy_status)
+            raise errors.ConnectionLimitReached()
+        try:
+            return await self._tries(kept, request_id, attempt, idempotent, body_started)
+        finally:
+            breaker.leave()
+
+    async def _tries(self, kept: UpstreamState, request_id: str, attempt: Callable[[URL], Awaitable[R]],
+                     idempotent: bool, body_started: Callable[[], bool]) -> R:
+        """`await attempt(target)` at the target the balancer picks, tried again (see `balancer`) while allowed."""
+        upstream, balancer = kept.settings, kept.balancer
+        kept.budget.request()
         tried: list[int] = []
         while True:
             index = balancer.pick(tried)
@@ -138,35 +183,69 @@ class Upstreams:
             except errors.ProxyError:
                 raise  # the client's side failed (its body): nothing to say about the target
             except aiohttp.WSServerHandshakeError as exc:
-                balancer.report(index, Outcome.CONNECTED)
+                kept.report(index, Outcome.FAILED if exc.status >= 500 else Outcome.ANSWERED, exc.status, request_id)
                 if exc.status >= 400:
                     keep = tuple(actionable(exc.headers)) if exc.headers is not None else ()
                     raise errors.UpgradeRefused(exc.status, keep) from exc
                 raise map_failure(exc, upstream, request_id) from exc
             except Exception as exc:
                 result_of_try = outcome(exc)
-                balancer.report(index, result_of_try)
-                delay = balancer.retry_delay(result_of_try, len(tried), replayable())
+                what = f"{type(exc).__name__}: {str(exc)[:300]}"
+                ejected = kept.report(index, result_of_try, what, request_id, quiet=True)
+                reason = retry_reason(exc, result_of_try)
+                delay = kept.retry_delay(reason, len(tried), idempotent, body_started(), request_id)
                 if result_of_try is Outcome.UNREACHABLE:
                     log.warning(
-                        "upstream %s target %s unreachable (%s: %s), ejected for %gs%s request_id=%s",
-                        upstream.name, upstream.targets[index], type(exc).__name__, str(exc)[:300],
-                        upstream.eject_for, "" if delay is None else f", trying another in {delay:g}s",
-                        request_id,
+                        "upstream %s target %s unreachable (%s)%s%s request_id=%s",
+                        upstream.name, upstream.targets[index], what,
+                        "" if ejected is None else f", ejected for {ejected:g}s",
+                        "" if delay is None else f", trying another in {delay:g}s", request_id,
                     )
+                elif delay is not None:
+                    log.warning("upstream %s target %s failed (%s), retrying in %gs request_id=%s",
+                                upstream.name, upstream.targets[index], what, delay, request_id)
                 if delay is None:
                     raise map_failure(exc, upstream, request_id) from exc
+                metrics.upstream_retried(upstream.name, reason or "")
             else:
-                balancer.report(index, Outcome.CONNECTED)
-                return result
+                if not isinstance(result, Response):
+                    balancer.report(index, Outcome.ANSWERED)
+                    return result
+                status = result.status
+                kept.report(index, Outcome.FAILED if status >= 500 else Outcome.ANSWERED, status, request_id)
+                if not upstream.retries_status(status):
+                    return result
+                delay = kept.retry_delay(str(status), len(tried), idempotent, False, request_id)
+                if delay is None:
+                    return result  # the last answer is the client's
+                log.warning("upstream %s target %s answered %d, retrying in %gs request_id=%s",
+                            upstream.name, upstream.targets[index], status, delay, request_id)
+                metrics.upstream_retried(upstream.name, str(status))
+                await _discard(result)
             await asyncio.sleep(delay)
 
     async def close(self) -> None:
+        """Close every upstream this one owns (those a newer `Upstreams` adopted are its to close)."""
         kept, self._upstreams = list(self._upstreams.values()), {}
         for upstream in kept:
-            await upstream.connections.close()
-            for session in upstream.sessions.values():
-                await session.close()
+            if upstream.owner is self:
+                await upstream.close()
+
+
+async def _discard(response: Response) -> None:
+    """Drop an answer that is retried: its body read (a little, briefly) so its connection serves again, else closed."""
+    try:
+        async with asyncio.timeout(_DISCARD_TIME):
+            _, complete = await read_capped(response, _DISCARD)
+    except TimeoutError:
+        complete = False
+    except BaseException:
+        response.close()
+        raise
+    if complete:
+        response.release()
+    else:
+        response.close()
 
 
 def _aim(headers: CIMultiDict[str], base: URL, target: str, keep_host: bool) -> str:

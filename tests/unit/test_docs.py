@@ -12,6 +12,7 @@ from proxy.config import loader
 from proxy.config import brand as loader_brand
 
 from proxy.config import policy as loader_policy
+from proxy.config.resilience import HEALTH_CHECK_KEYS
 
 from proxy.config.concurrency import CONCURRENCY_KEYS
 
@@ -33,6 +34,7 @@ def _documented(heading: str) -> set[str]:
         pytest.param("## `server`", set(loader._SERVER_KEYS), id="server"),
         pytest.param("## `brand`", loader_brand.BRAND_KEYS, id="brand"),
         pytest.param("## `upstreams.NAME`", {"url", "targets"} | set(loader._UPSTREAM_KEYS), id="upstream"),
+        pytest.param("### `upstreams.NAME.health_check`", HEALTH_CHECK_KEYS, id="health_check"),
         pytest.param("## `routes[N]`", loader._ROUTE_KEYS - loader._ROUTE_POLICY_KEYS, id="route"),
         pytest.param("### `routes[N].match`", loader._MATCH_KEYS, id="match"),
         pytest.param("## Route policy (in `defaults` or a route)", loader._ROUTE_POLICY_KEYS, id="policy"),

@@ -93,8 +93,9 @@ BAD_CONFIGS = [
     # Unknown keys, with the keys that would have been right.
     pytest.param(
         changed(("upstreams.legacy.read_timout", "3s")),
-        ["upstreams.legacy.read_timout: unknown key (known keys: connect_timeout, eject_for, idle_timeout, "
-         "max_connections, max_line_size, read_timeout, retries, retry_backoff, targets, tls, url)"],
+        ["upstreams.legacy.read_timout: unknown key (known keys: connect_timeout, eject_after, eject_for, "
+         "health_check, idle_timeout, max_connections, max_eject_for, max_line_size, max_pending, max_requests, "
+         "read_timeout, retries, retry_backoff, retry_budget, retry_budget_min, retry_on, targets, tls, url)"],
         id="unknown-upstream-key",
     ),
     pytest.param(
@@ -464,7 +465,7 @@ def test_counts_take_a_plain_number_or_its_digits():
 def test_key_sets_follow_the_settings_fields():
     fields = {field.name for field in dataclasses.fields(ServerSettings)}
     assert loader._SERVER_KEYS == fields
-    assert loader._UPSTREAM_KEYS == {field.name for field in dataclasses.fields(UpstreamSettings)} - {"name"}
+    assert loader._UPSTREAM_KEYS == {field.name for field in dataclasses.fields(UpstreamSettings) if field.init} - {"name"}
     assert "defaults" in loader._TOP_KEYS and "errors" not in loader._TOP_KEYS and "source" not in loader._TOP_KEYS
     with pytest.raises(TypeError, match="ServerSettings has no field max_header"):
         yaml_keys(ServerSettings, {"max_header": None})

@@ -1,0 +1,76 @@
+"""Active health checks: `GET path` to each target of an upstream, every `interval`.
+
+One task a target, started by `Upstreams` with the upstream's first use inside
+the running loop and cancelled when it closes. Each verdict goes to the
+balancer (`Balancer.mark`): a failed check takes the target out of rotation,
+a passed one puts it back. A check is its own short connection, outside the
+pool, so it never waits behind requests for a free connection and never
+takes one from them; only its status line is read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+
+from yarl import URL
+
+from ..core.settings import HealthCheck, UpstreamSettings
+from ..observe import metrics
+from .balancer import Balancer
+
+log = logging.getLogger("errorproxy.upstream")
+
+_STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: [^\r\n]*)?\r?\n")
+_LINE_LIMIT = 8192  # a status line longer than this is no answer to a health check
+
+
+async def probe(target: URL, check: HealthCheck) -> str | None:
+    """None if `target` answers `GET check.path` with an expected status within `check.timeout`; else why not.
+
+    The answer is read up to its status line, then the connection is closed.
+    """
+    request = (f"GET {check.path} HTTP/1.1\r\nHost: {target.raw_authority}\r\n"
+               "User-Agent: errorproxy-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+    writer = None
+    try:
+        async with asyncio.timeout(check.timeout):
+            reader, writer = await asyncio.open_connection(target.raw_host, target.port, limit=_LINE_LIMIT)
+            writer.write(request.encode("ascii", "surrogateescape"))
+            line = await reader.readline()
+    except TimeoutError:
+        return f"no answer within {check.timeout:g}s"
+    except ValueError:  # StreamReader: the line is longer than its limit
+        return "not an HTTP response (a status line too long)"
+    except OSError as exc:
+        return (exc.strerror or type(exc).__name__).lower()
+    finally:
+        if writer is not None:
+            writer.close()
+    match = _STATUS_LINE.fullmatch(line)
+    if match is None:
+        return "not an HTTP response" if line else "the connection closed without an answer"
+    status = int(match.group(1))
+    return None if status in check.expect else f"status {status}"
+
+
+async def watch(upstream: UpstreamSettings, index: int, balancer: Balancer) -> None:
+    """Check target `index` of `upstream` until cancelled, telling `balancer` each verdict."""
+    check = upstream.health_check
+    assert check is not None
+    target = upstream.targets[index]
+    where = f"{target.raw_host}:{target.port}"
+    while True:
+        try:
+            problem = await probe(target, check)
+        except Exception as exc:  # noqa: BLE001 - a check that breaks must not end the checking
+            problem = f"{type(exc).__name__}: {str(exc)[:200]}"
+        if balancer.mark(index, problem is None):
+            if problem is None:
+                log.info("upstream %s target %s passed its health check: back in rotation", upstream.name, where)
+            else:
+                log.warning("upstream %s target %s failed its health check (GET %s: %s): out of rotation",
+                            upstream.name, where, check.path, problem)
+                metrics.target_ejected(upstream.name, "health_check")
+        await asyncio.sleep(check.interval)
