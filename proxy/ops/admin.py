@@ -104,9 +104,14 @@ async def unreachable(settings: Settings, upstreams: Upstreams | None = None) ->
             _ejected() if out else _probe(target, timeout) for target, out in zip(upstream.targets, ejected)
         ))
         if all(reason is not None for reason in reasons):
-            failing += [f"{upstream.name} {target.host}:{target.port}: {reason}"
-                        for target, reason in zip(upstream.targets, reasons)]
+            failing += [f"{upstream.name} {_where(target)}: {reason}" for target, reason in zip(upstream.targets, reasons)]
     return failing
+
+
+def _where(target: URL) -> str:
+    """`127.0.0.1:9000`, or a Unix target's socket path."""
+    host, port = dial_key(target)
+    return host if is_unix(target) else f"{host}:{port}"
 
 
 async def _ejected() -> str:

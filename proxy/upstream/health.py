@@ -5,7 +5,9 @@ the running loop and cancelled when it closes. Each verdict goes to the
 balancer (`Balancer.mark`): a failed check takes the target out of rotation,
 a passed one puts it back. A check is its own short connection, outside the
 pool, so it never waits behind requests for a free connection and never
-takes one from them; only its status line is read.
+takes one from them; it is made as the pool makes its connections (TCP, TLS
+with the pool's context for `https://`, or the Unix socket), and only the
+answer's status line is read.
 """
 
 from __future__ import annotations
@@ -13,12 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import ssl
 
 from yarl import URL
 
 from ..core.settings import HealthCheck, UpstreamSettings
+from ..core.targets import authority, dial_key, is_unix
 from ..observe import metrics
 from .balancer import Balancer
+from .tls import failure, server_name
 
 log = logging.getLogger("errorproxy.upstream")
 
@@ -26,23 +31,32 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: [^\r\n]*)?\r?\n")
 _LINE_LIMIT = 8192  # a status line longer than this is no answer to a health check
 
 
-async def probe(target: URL, check: HealthCheck) -> str | None:
+async def probe(target: URL, check: HealthCheck, tls: ssl.SSLContext | None = None,
+                sni: str | None = None) -> str | None:
     """None if `target` answers `GET check.path` with an expected status within `check.timeout`; else why not.
 
+    `tls` (and `sni`, the name to send and check) for an `https://` target.
     The answer is read up to its status line, then the connection is closed.
     """
-    request = (f"GET {check.path} HTTP/1.1\r\nHost: {target.raw_authority}\r\n"
+    request = (f"GET {check.path} HTTP/1.1\r\nHost: {authority(target)}\r\n"
                "User-Agent: errorproxy-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n")
+    host, port = dial_key(target)
     writer = None
     try:
         async with asyncio.timeout(check.timeout):
-            reader, writer = await asyncio.open_connection(target.raw_host, target.port, limit=_LINE_LIMIT)
+            if is_unix(target):
+                reader, writer = await asyncio.open_unix_connection(host, limit=_LINE_LIMIT)
+            else:
+                reader, writer = await asyncio.open_connection(host, port, limit=_LINE_LIMIT, ssl=tls,
+                                                               server_hostname=(sni or host) if tls else None)
             writer.write(request.encode("ascii", "surrogateescape"))
             line = await reader.readline()
     except TimeoutError:
         return f"no answer within {check.timeout:g}s"
     except ValueError:  # StreamReader: the line is longer than its limit
         return "not an HTTP response (a status line too long)"
+    except ssl.SSLError as exc:
+        return failure(exc).words
     except OSError as exc:
         return (exc.strerror or type(exc).__name__).lower()
     finally:
@@ -55,15 +69,20 @@ async def probe(target: URL, check: HealthCheck) -> str | None:
     return None if status in check.expect else f"status {status}"
 
 
-async def watch(upstream: UpstreamSettings, index: int, balancer: Balancer) -> None:
-    """Check target `index` of `upstream` until cancelled, telling `balancer` each verdict."""
+async def watch(upstream: UpstreamSettings, index: int, balancer: Balancer, tls: ssl.SSLContext | None) -> None:
+    """Check target `index` of `upstream` until cancelled, telling `balancer` each verdict.
+
+    `tls` is the upstream pool's context, for an `https://` upstream.
+    """
     check = upstream.health_check
     assert check is not None
     target = upstream.targets[index]
-    where = f"{target.raw_host}:{target.port}"
+    host, port = dial_key(target)
+    where = host if is_unix(target) else f"{host}:{port}"
+    sni = server_name(upstream.tls, host) if upstream.tls is not None else None
     while True:
         try:
-            problem = await probe(target, check)
+            problem = await probe(target, check, tls, sni)
         except Exception as exc:  # noqa: BLE001 - a check that breaks must not end the checking
             problem = f"{type(exc).__name__}: {str(exc)[:200]}"
         if balancer.mark(index, problem is None):

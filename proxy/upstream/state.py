@@ -53,7 +53,7 @@ class UpstreamState:
                     RetryBudget(upstream.retry_budget, upstream.retry_budget_min), breaker)
         if upstream.health_check is not None:
             loop = asyncio.get_running_loop()
-            state.checks = [loop.create_task(health.watch(upstream, index, balancer))
+            state.checks = [loop.create_task(health.watch(upstream, index, balancer, state.connections.tls))
                             for index in range(len(upstream.targets))]
         return state
 

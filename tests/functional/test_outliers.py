@@ -11,8 +11,11 @@ from collections import Counter
 
 import aiohttp
 import pytest
+import trustme
 from aiohttp import web
 
+from tests.conftest import config_yaml
+from tests.functional.certs import ca_file, issue, serve, server_context
 from tests.functional.test_observability import admin_url, labels, scrape, series
 from tests.functional.test_resilience import _config
 
@@ -156,3 +159,32 @@ async def test_readiness_needs_a_target_not_ejected_in_each_upstream(aiohttp_ser
             await asyncio.sleep(0.05)
         assert answer == (200, "ready\n")
         assert await _bodies(client, proxy.url, 4) == ["b"] * 4
+
+
+@pytest.mark.parametrize("transport", ["https", "unix"])
+async def test_health_checks_reach_tls_and_unix_socket_targets(tmp_path, start_proxy, transport):
+    """A check is made as the pool connects: TLS with the upstream's CA for https://, the socket for unix:."""
+    target = Target("t")
+    target.health = 503
+    if transport == "https":
+        ca = trustme.CA()
+        runner, url = await serve(target.app(), ssl_context=server_context(issue(ca, tmp_path, "upstream")))
+        tls = f"tls: {{ca_file: {ca_file(ca, tmp_path)}}}"
+    else:
+        runner, url = await serve(target.app(), unix=tmp_path / "app.sock")
+        tls = ""
+    try:
+        check = "health_check: {path: /health, interval: 100ms, timeout: 1s}"
+        proxy = await start_proxy(config_yaml(url, upstream=f"{tls}\n{check}"))
+        async with aiohttp.ClientSession() as client:
+            assert await _bodies(client, proxy.url, 1) == ["t"]  # the upstream's first use starts its checks
+            await _until(lambda: "failed its health check (GET /health: status 503)" in proxy.log(),
+                         "the failed check logged")
+            target.health = 200
+            await _until(lambda: "passed its health check" in proxy.log(), "the passing check logged")
+            assert await _bodies(client, proxy.url, 2) == ["t", "t"]
+    finally:
+        await runner.cleanup()
+    where = str(tmp_path / "app.sock") if transport == "unix" else url.removeprefix("https://")
+    assert f"target {where} failed its health check" in proxy.log()
+    assert target.checks >= 2
