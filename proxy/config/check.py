@@ -17,13 +17,14 @@ from yarl import URL
 
 from .brand import check_template_name
 from .concurrency import check_concurrency
+from .gateway import check_cors, check_maintenance
 from .keys import field_types, yaml_keys
 from .policy import POLICY_KEYS, check_policy
 from .problems import HOST, Checker, Converter
 from .resilience import RESILIENCE_KEYS, check_resilience
 from .transport import check_target, check_upstream_tls
 from .values import read_count, read_duration, read_positive_duration, read_size
-from ..core.settings import Concurrency, ErrorPolicy, Match, Route, ServerSettings, UpstreamSettings
+from ..core.settings import Concurrency, Cors, ErrorPolicy, Maintenance, Match, Route, ServerSettings, UpstreamSettings
 
 _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -74,7 +75,7 @@ _UPSTREAM_UNITS = _converters(UpstreamSettings, _UPSTREAM_KEYS - RESILIENCE_KEYS
 # A route's `errors` field is no key of its own: its policy keys sit in the route, as in `defaults`.
 _ROUTE_KEYS = yaml_keys(Route, {"errors": None}) | POLICY_KEYS
 # The route fields `defaults` may set too, besides the policy.
-_ROUTE_POLICY_KEYS = yaml_keys(Route, only={"host_header", "max_body_size", "concurrency"}) | POLICY_KEYS
+_ROUTE_POLICY_KEYS = yaml_keys(Route, only={"host_header", "max_body_size", "concurrency", "cors", "maintenance"}) | POLICY_KEYS
 _MATCH_KEYS = yaml_keys(Match, {"hosts": "host"})  # `host: a.com` or `host: [a.com, b.com]`
 
 
@@ -110,7 +111,8 @@ def check_upstream(check: Checker, path: str, name: str, spec: Any) -> UpstreamS
 
 def check_route(check: Checker, path: str, index: int, spec: Any, default_limits: tuple[str, int | None],
                 upstreams: dict[str, UpstreamSettings | None], default_policy: ErrorPolicy,
-                default_concurrency: Concurrency | None = None) -> Route | None:
+                default_concurrency: Concurrency | None = None, default_cors: Cors | None = None,
+                default_maintenance: Maintenance = Maintenance()) -> Route | None:
     given, spec = spec, check.mapping(path, spec, _ROUTE_KEYS, required=True)
     if not isinstance(given, dict) or not given:
         return None  # reported; checking its missing keys would only repeat it
@@ -133,11 +135,13 @@ def check_route(check: Checker, path: str, index: int, spec: Any, default_limits
     concurrency = default_concurrency
     if "concurrency" in spec:  # applied key by key over the defaults' block
         concurrency = check_concurrency(check, f"{path}.concurrency", spec["concurrency"], default_concurrency)
+    cors = check_cors(check, f"{path}.cors", spec["cors"], default_cors) if "cors" in spec else default_cors
+    maintenance = check_maintenance(check, f"{path}.maintenance", spec.get("maintenance"), default_maintenance)
     if upstream is None or match is None or not isinstance(name, str):
         return None
     return Route(name=name, match=match, upstream=upstream, strip_prefix=strip,
                  host_header=host_header, max_body_size=max_body, errors=errors, template=template,
-                 concurrency=concurrency)
+                 concurrency=concurrency, cors=cors, maintenance=maintenance)
 
 
 def check_limits(check: Checker, path: str, spec: dict[str, Any], base: tuple[str, int | None]) -> tuple[str, int | None]:

@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from .brand import check_brand, check_templates_dir
 from .concurrency import check_concurrency
+from .gateway import check_cors, check_maintenance
 from .check import (  # noqa: F401  (the key sets are part of this module's face)
     _MATCH_KEYS, _ROUTE_KEYS, _ROUTE_POLICY_KEYS, _SERVER_KEYS, _UPSTREAM_KEYS,
     check_limits, check_route, check_server, check_upstream,
@@ -31,8 +32,9 @@ from ..core.settings import DEFAULT_MAX_BODY, Settings
 
 EMBEDDED = "<embedded>"
 # Settings fields that are no top-level key: `source` is where the settings came from, the
-# `ops` fields are top-level keys of their own (OPS_KEYS), and the `errors` policy is written `defaults`.
-_TOP_KEYS = yaml_keys(Settings, {"source": None, "ops": None, "errors": "defaults"}) | OPS_KEYS
+# `ops` fields are top-level keys of their own (OPS_KEYS), the `errors` policy is written `defaults`,
+# and `cors` is the one in `defaults` (for requests no route matches).
+_TOP_KEYS = yaml_keys(Settings, {"source": None, "ops": None, "errors": "defaults", "cors": None}) | OPS_KEYS
 MAX_FILE = 4 * 1024 * 1024  # a config file is kilobytes; past this it is some other file, given by mistake
 MAX_PROBLEMS = 100  # problems listed; a file with more is not worth reading line by line
 
@@ -135,6 +137,8 @@ def from_mapping(data: Any, source: str) -> Settings:
     default_policy = check_policy(check, "defaults", defaults)
     default_limits = check_limits(check, "defaults", defaults, ("upstream", DEFAULT_MAX_BODY))
     default_concurrency = check_concurrency(check, "defaults.concurrency", defaults.get("concurrency"), None)
+    default_cors = check_cors(check, "defaults.cors", defaults.get("cors"), None)
+    default_maintenance = check_maintenance(check, "defaults.maintenance", defaults.get("maintenance"), None)
     routes_data = top.get("routes")
     if not isinstance(routes_data, list) or not routes_data:
         check.fail("routes", routes_data, "must be a non-empty list of routes")
@@ -143,7 +147,7 @@ def from_mapping(data: Any, source: str) -> Settings:
     names: set[str] = set()
     for index, spec in enumerate(routes_data):
         route = check_route(check, f"routes[{index}]", index, spec, default_limits, upstreams, default_policy,
-                            default_concurrency)
+                            default_concurrency, default_cors, default_maintenance)
         # Checked on invalid routes too, so fixing one problem does not reveal another.
         name = route.name if route is not None else spec.get("name") if isinstance(spec, dict) else None
         if isinstance(name, str):
@@ -168,6 +172,7 @@ def from_mapping(data: Any, source: str) -> Settings:
         messages=MappingProxyType({language: MappingProxyType(texts) for language, texts in messages.items()}),
         templates_dir=templates_dir,
         errors=default_policy,
+        cors=default_cors,
         ops=ops,
         tls=tls,
         listen_mode=listen_mode,

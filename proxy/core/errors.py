@@ -24,6 +24,7 @@
     ├── LockUnavailable             503     proxy_internal_error  Retry-After: the lock store is unreachable
     ├── LockLost                    503     proxy_internal_error  Retry-After: the lease ran out before forwarding
     ├── CheckRefused                the upstream's status: its answer to the guard's GET (401, 403, 5xx)
+    ├── Maintenance                 503     destination_unavailable; details="maintenance"  Retry-After
     └── ClientGone                  499     (logged only: nobody is left to answer)
 
 An error may carry problem `extensions` and response headers to `keep`
@@ -38,6 +39,8 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Mapping
 
+from .texts import N_
+
 
 class ProxyError(Exception):
     status = 500
@@ -46,6 +49,7 @@ class ProxyError(Exception):
     proxy_status: str | None = "proxy_internal_error"
     extensions: Mapping[str, object] = MappingProxyType({})  # added to the problem's members
     keep: tuple[tuple[str, str], ...] = ()  # response headers the client needs to act on it
+    page: str | None = None  # the HTML template tried first, before the route's own
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.detail)
@@ -247,3 +251,23 @@ class CheckRefused(ProxyError):
         super().__init__()
         self.status = status
         self.keep = keep
+
+
+class Maintenance(ProxyError):
+    """The route is in maintenance (core.maintenance): answered here, never forwarded.
+
+    RFC 9209's `destination_unavailable` is "the intermediary considers the
+    next hop to be unavailable", which is what an operator's switch says;
+    `details` tells it from an outage. `detail` is the window's message, or a
+    stock text that is translated.
+    """
+
+    status = 503
+    title = "Service Unavailable"
+    detail = N_("error.maintenance", "This service is down for maintenance. Please try again later.")
+    proxy_status = 'destination_unavailable; details="maintenance"'
+    page = "maintenance.html"
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.keep = (("Retry-After", str(retry_after)),)

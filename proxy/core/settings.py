@@ -256,6 +256,37 @@ class Concurrency:
     fencing_header: str | None = "X-Fencing-Token"  # redis: the lock's fencing token, sent upstream
 
 
+CORS_EXPOSED = ("X-Request-ID", "ETag", "Retry-After", "Proxy-Status")  # what a page's script may read of an error
+CORS_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True, slots=True)
+class Cors:
+    """CORS on the errors a route answers itself or rewrites, so a page on another origin can read them.
+
+    Responses passed through unchanged keep the upstream's own CORS headers, or none.
+    """
+
+    allow_origins: tuple[str, ...]  # `https://app.example.com`, `https://*.example.com`, or `*` (any)
+    allow_credentials: bool = False  # Access-Control-Allow-Credentials: true (never with `*`)
+    expose_headers: tuple[str, ...] = ()  # exposed besides CORS_EXPOSED
+    preflight: Literal["upstream", "proxy"] = "upstream"  # who answers OPTIONS preflight requests
+    max_age: float = 600.0  # preflight: how long a browser may cache the answer
+    allow_methods: tuple[str, ...] = CORS_METHODS  # preflight: Access-Control-Allow-Methods
+    allow_headers: tuple[str, ...] | None = None  # preflight: None echoes Access-Control-Request-Headers
+
+
+@dataclass(frozen=True, slots=True)
+class Maintenance:
+    """A route's maintenance window: switched on by `enabled`, by `file` existing, or on the admin listener."""
+
+    enabled: bool = False
+    retry_after: int = 300  # seconds, sent as Retry-After
+    message: str | None = None  # the problem's detail; None: the translated stock text
+    allow: tuple[IPNetwork, ...] = ()  # clients passed through to the upstream all the same
+    file: str | None = None  # maintenance is on while this file exists (looked at once a second at most)
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     name: str
@@ -267,6 +298,8 @@ class Route:
     errors: ErrorPolicy = ErrorPolicy()
     template: str | None = None  # HTML template tried first for this route's errors
     concurrency: Concurrency | None = None  # the conflict guard; None: off
+    cors: Cors | None = None  # CORS headers on its errors; None: none added
+    maintenance: Maintenance = Maintenance()
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,6 +312,7 @@ class Settings:
     source: str = "<embedded>"
     ops: OpsSettings = OpsSettings()
     errors: ErrorPolicy = ErrorPolicy()  # the `defaults` policy, for requests no route matches
+    cors: Cors | None = None  # the `defaults` block, for requests no route matches
     brand: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     templates_dir: str | None = None  # files here override the built-in templates one by one
     messages: Mapping[str, Mapping[str, str]] = field(default_factory=lambda: MappingProxyType({}))  # language -> {id: text}

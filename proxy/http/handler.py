@@ -14,6 +14,7 @@ once the response is decided.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from aiohttp import hdrs, web
 
@@ -25,7 +26,7 @@ from ..core.settings import Route, Settings
 from ..observe import metrics
 from ..observe.accesslog import AccessLog, Exchange
 from ..upstream import Response, Upstreams, read_capped
-from . import websocket
+from . import cors, maintenance, websocket
 from .body import RequestBody
 from .guard import Guard
 from .pages import Pages
@@ -36,10 +37,13 @@ from .render import ProblemResponse, Shape, render
 class Proxy:
     """Everything a request needs, fixed for its lifetime: settings, routes, upstreams, pages."""
 
-    def __init__(self, settings: Settings, upstreams: Upstreams | None = None) -> None:
+    def __init__(self, settings: Settings, upstreams: Upstreams | None = None,
+                 switches: maintenance.Switches | None = None) -> None:
         self.settings = settings
         self.router = Router(settings.routes)
         self.upstreams = upstreams or Upstreams()
+        # Maintenance switched on at run time: a reload hands them to the next Proxy (reload.Reloader).
+        self.switches = switches or maintenance.Switches.from_env()
         self.guard = Guard(self.upstreams)
         self.pages = Pages(settings.brand, settings.templates_dir, settings.messages)
         self.access_log = AccessLog(settings.ops.access_log)
@@ -60,7 +64,11 @@ class Proxy:
         try:
             if route is None:
                 raise errors.NoRoute()
-            response = await self._forward(request, route, path, exchange)
+            if cors.answers_preflight(route.cors, request):
+                response = cors.preflight(route.cors, request, request_id)  # before maintenance: see core.cors
+            else:
+                maintenance.check(self.switches, route, request, self.settings.trusted_proxies)
+                response = await self._forward(request, route, path, exchange)
         except errors.ProxyError as error:
             response = self._error(request, error, exchange, route)
         except asyncio.CancelledError:
@@ -70,6 +78,8 @@ class Proxy:
             finish_exchange(exchange, request, response)
             metrics.observe(exchange)
             self.access_log.write(exchange)
+        if isinstance(response, ProblemResponse):  # every error rendered for this request, whatever raised it
+            cors.add_headers(response, route.cors if route is not None else self.settings.cors, request)
         return response
 
     def _shape(self, route: Route | None) -> Shape:
@@ -79,7 +89,10 @@ class Proxy:
                route: Route | None) -> ProblemResponse:
         """The proxy's own error, in the route's shape when the route rewrites proxy errors."""
         problem = traced(Problem.from_error(error, instance=request.path, request_id=exchange.request_id), exchange)
-        response = render(problem, self._shape(route), origin="proxy", accept=request.headers.get(hdrs.ACCEPT),
+        shape = self._shape(route)
+        if error.page is not None:
+            shape = dataclasses.replace(shape, template=error.page)
+        response = render(problem, shape, origin="proxy", accept=request.headers.get(hdrs.ACCEPT),
                           accept_language=request.headers.get(hdrs.ACCEPT_LANGUAGE, ""),
                           method=request.method, path=request.path, keep=error.keep)
         if isinstance(error, errors.BodyTooLarge):

@@ -6,7 +6,10 @@
                    {check_upstreams: true}`, also 503 while an upstream has no
                    usable target (each is ejected or refuses a TCP connection),
                    naming its targets and why
+                   (a JSON object instead when Accept asks for application/json); while
+                   a route is in maintenance it stays ready, and says `maintenance: on`
     GET /metrics   Prometheus text format (every worker's, in multiprocess mode)
+    /maintenance   GET the state, POST to switch maintenance on, DELETE off (ops.maintenance)
 
 It never shares the public listener: a public `GET /metrics` is forwarded like
 any other path. With worker processes, the socket is opened with SO_REUSEPORT
@@ -26,6 +29,8 @@ from ..core.settings import Settings
 from ..upstream import Upstreams
 from ..core.targets import dial_key, is_unix
 from ..http.aiohttp_private import listening_urls
+from ..http.maintenance import Switches, status as maintenance_status
+from . import maintenance
 
 log = logging.getLogger("errorproxy")
 
@@ -45,16 +50,22 @@ class Readiness:
 
     The server sets `ready` once the public listener accepts and clears it
     first thing when asked to stop; `current()` gives the running settings,
-    which a reload may replace (`lambda: holder.current.settings`), and
-    `upstreams()` the running `Upstreams`, whose ejections count too.
+    which a reload may replace (`lambda: holder.current.settings`),
+    `upstreams()` the running `Upstreams`, whose ejections count too, and
+    `switches()` the maintenance switches (which a reload hands on).
     """
 
-    __slots__ = ("ready", "current", "upstreams")
+    __slots__ = ("ready", "current", "upstreams", "switches")
 
-    def __init__(self, current: Callable[[], Settings], upstreams: Callable[[], Upstreams] | None = None) -> None:
+    def __init__(self, current: Callable[[], Settings], upstreams: Callable[[], Upstreams] | None = None,
+                 switches: Callable[[], Switches] | None = None) -> None:
         self.ready = False
         self.current = current
         self.upstreams = upstreams
+        if switches is None:
+            own = Switches.from_env()
+            switches = lambda: own  # noqa: E731 - the process's own, when the server hands none
+        self.switches = switches
 
     @property
     def settings(self) -> Settings:
@@ -77,7 +88,15 @@ async def _readyz(request: web.Request) -> web.Response:
         failing = await unreachable(settings, readiness.upstreams() if readiness.upstreams is not None else None)
         if failing:
             return web.Response(status=503, text="not ready: upstreams unreachable: " + "; ".join(failing) + "\n")
-    return web.Response(text="ready\n")
+    # In maintenance, still ready: the proxy answers (503 by choice), and taking it out of rotation
+    # would turn the maintenance page into a load balancer's own error.
+    state = maintenance_status(settings, readiness.switches())
+    if "application/json" in request.headers.get("Accept", ""):
+        return web.json_response({"status": "ready", "maintenance": state})
+    if not state["on"]:
+        return web.Response(text="ready\n")
+    routes = "; ".join(f"{name}: {window['source']}" for name, window in state["routes"].items())
+    return web.Response(text=f"ready\nmaintenance: on ({routes})\n")
 
 
 async def _metrics(request: web.Request) -> web.Response:
@@ -145,6 +164,7 @@ def make_app(readiness: Readiness) -> web.Application:
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz)
     app.router.add_get("/metrics", _metrics)
+    maintenance.add_routes(app, readiness)
     return app
 
 

@@ -52,7 +52,9 @@ class Source:
         settings = load_from_env(self.env, config=self.config, upstream=self.upstream, listen=self.listen)
         from ..http.pages import Pages  # jinja2 is needed only once the YAML is valid
 
-        route_templates = tuple(sorted({route.template for route in settings.routes if route.template}))
+        # maintenance.html: any route may be switched into maintenance at run time.
+        route_templates = tuple(sorted({route.template for route in settings.routes if route.template}
+                                       | {"maintenance.html"}))
         problems = [f"template {problem}" for problem in Pages(settings.brand, settings.templates_dir, settings.messages).check(route_templates)]
         tls = inspect_tls(settings)
         if problems or tls.problems:
@@ -201,6 +203,9 @@ class Reloader:
                 return False
             # An upstream whose settings did not change keeps its pool, ejections and health checks.
             warm = proxy.upstreams.adopt(self.holder.current.upstreams, settings.upstreams.values())
+            # Maintenance switched on at the admin listener stays on until switched off, as an nginx-style
+            # runtime switch does: a reload is no way to end a maintenance window by accident.
+            proxy.switches = self.holder.current.switches
             log.info("reloaded %s: %d routes, %d upstreams (%d kept warm)", settings.source, len(settings.routes),
                      len(settings.upstreams), len(warm))
             self.holder.swap(proxy)

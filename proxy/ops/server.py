@@ -142,7 +142,8 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
         loop, stop.set, reloader and (lambda: _start(background, reloader.reload("SIGHUP"))))
     server = ProxyServer(holder.handle, limits)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=limits.shutdown_timeout)
-    readiness = Readiness(lambda: holder.current.settings, lambda: holder.current.upstreams)
+    readiness = Readiness(lambda: holder.current.settings, lambda: holder.current.upstreams,
+                          switches=lambda: holder.current.switches)
     admin = Admin(readiness)
     site: web.BaseSite | None = None
     redirect: web.ServerRunner | None = None

@@ -6,7 +6,9 @@
      ├─ worker:  spreads new connections over the workers' listening sockets
      ├─ restarts a worker that dies, with a backoff; gives up on a crash loop
      ├─ forwards SIGHUP (each worker reloads) and SIGTERM/SIGINT (each drains)
-     └─ owns PROMETHEUS_MULTIPROC_DIR, so any worker's /metrics is the sum of all
+     ├─ owns PROMETHEUS_MULTIPROC_DIR, so any worker's /metrics is the sum of all
+     └─ gives the workers one ERRORPROXY_STATE_DIR (its own, unless one is set), so a maintenance
+        switch thrown on any worker's admin listener holds on every worker
 
 Why not gunicorn: its workers serve an `Application` on a socket gunicorn owns,
 while this proxy runs aiohttp's low-level `web.Server` with its own connection
@@ -37,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from .reload import Source, restart_needed
+from ..core.maintenance import STATE_DIR
 from ..core.settings import Address, Settings
 
 log = logging.getLogger("errorproxy.workers")
@@ -90,6 +93,7 @@ class Supervisor:
         self._listen = settings.listen
         self._admin = settings.ops.admin
         self._metrics_dir = ""
+        self._state_dir = ""  # made here, so removed here; a directory given in the environment is kept
         self._env: dict[str, str] = {}
 
     def run(self) -> int:
@@ -101,9 +105,13 @@ class Supervisor:
             if self._admin is not None:
                 self._admin = self._reserve(self._admin, f"admin {self._admin}")
             self._metrics_dir = tempfile.mkdtemp(prefix="errorproxy-metrics-")
+            state_dir = self.source.env.get(STATE_DIR) or None
+            if state_dir is None:
+                self._state_dir = state_dir = tempfile.mkdtemp(prefix="errorproxy-state-")
             self._env = {
                 **self.source.env,
                 "PROMETHEUS_MULTIPROC_DIR": self._metrics_dir,
+                STATE_DIR: state_dir,
                 "ERRORPROXY_WORKERS": "1",
                 "ERRORPROXY_ADMIN": str(self._admin) if self._admin is not None else "off",
             }
@@ -118,8 +126,9 @@ class Supervisor:
                 signal.signal(signum, handler)
             for sock in self._reserved:
                 sock.close()
-            if self._metrics_dir:
-                shutil.rmtree(self._metrics_dir, ignore_errors=True)
+            for directory in (self._metrics_dir, self._state_dir):
+                if directory:
+                    shutil.rmtree(directory, ignore_errors=True)
 
     def _on_signal(self, signum: int, frame) -> None:
         self._signals.append(signum)

@@ -17,6 +17,7 @@ from proxy.config.resilience import HEALTH_CHECK_KEYS
 from proxy.config.concurrency import CONCURRENCY_KEYS
 
 from proxy.config import transport
+from proxy.config import gateway
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
 
@@ -42,6 +43,8 @@ def _documented(heading: str) -> set[str]:
         pytest.param("### `success_false`", loader_policy._SUCCESS_FALSE_KEYS, id="success_false"),
         pytest.param("### `concurrency`", CONCURRENCY_KEYS, id="concurrency"),
         pytest.param("## `tls`", transport.LISTENER_TLS_KEYS, id="listener-tls"),
+        pytest.param("### `cors`", gateway.CORS_KEYS, id="cors"),
+        pytest.param("### `maintenance`", gateway.MAINTENANCE_KEYS, id="maintenance"),
         pytest.param("### `upstreams.NAME.tls`", transport.UPSTREAM_TLS_KEYS, id="upstream-tls"),
     ],
 )
