@@ -2,8 +2,10 @@
 
     ProxyError                      status  Proxy-Status error (RFC 9209)
     ├── BadRequest                  400     (none: the client's fault)
+    ├── RequestTimeout              408     (none: the client's body stalled, body_timeout)
     ├── NoRoute                     404     destination_not_found
     ├── BodyTooLarge                413     (none)
+    ├── VersionNotSupported         505     (none: a request line not HTTP/1.x)
     ├── UpstreamError               502     proxy_internal_error
     │   ├── ConnectionRefused       502     connection_refused
     │   ├── ConnectionTimeout       504     connection_timeout
@@ -49,6 +51,9 @@ class ProxyError(Exception):
     proxy_status: str | None = "proxy_internal_error"
     extensions: Mapping[str, object] = MappingProxyType({})  # added to the problem's members
     keep: tuple[tuple[str, str], ...] = ()  # response headers the client needs to act on it
+    # The client's framing can no longer be trusted (or the rest of its body is not
+    # wanted): the connection closes after the answer.
+    closes_connection = False
     page: str | None = None  # the HTML template tried first, before the route's own
 
     def __init__(self, detail: str | None = None) -> None:
@@ -62,6 +67,25 @@ class BadRequest(ProxyError):
     title = "Bad Request"
     detail = "The request could not be understood."
     proxy_status = None
+    closes_connection = True
+
+
+class RequestTimeout(ProxyError):
+    """The client's request body stopped arriving for longer than `server.body_timeout`."""
+
+    status = 408
+    title = "Request Timeout"
+    detail = "The request body stopped arriving before it was complete."
+    proxy_status = None
+    closes_connection = True
+
+
+class VersionNotSupported(ProxyError):
+    status = 505
+    title = "HTTP Version Not Supported"
+    detail = "Only HTTP/1.0 and HTTP/1.1 requests are served here."
+    proxy_status = None
+    closes_connection = True
 
 
 class NoRoute(ProxyError):
@@ -76,6 +100,7 @@ class BodyTooLarge(ProxyError):
     title = "Content Too Large"
     detail = "The request body is larger than this route accepts."
     proxy_status = None
+    closes_connection = True
 
 
 class UpstreamError(ProxyError):

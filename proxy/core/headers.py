@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import logging
 import os
 import random
 import re
@@ -48,6 +49,8 @@ _ACTIONABLE_LOWER = frozenset(name.lower() for name in ACTIONABLE)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 VIA = "errorproxy"
 
+log = logging.getLogger("errorproxy")
+
 
 def connection_tokens(headers: CIMultiDictProxy[str]) -> set[istr]:
     """Header names listed in every Connection header: hop-by-hop too."""
@@ -60,11 +63,14 @@ def connection_tokens(headers: CIMultiDictProxy[str]) -> set[istr]:
     return tokens
 
 
-def _copy(headers: CIMultiDictProxy[str], dropped: frozenset[str]) -> CIMultiDict[str]:
-    """`headers` without those named (lower case) in `dropped` or in a Connection header."""
+def _copy(headers: CIMultiDictProxy[str], dropped: frozenset[str], underscores: bool = True) -> CIMultiDict[str]:
+    """`headers` without those named (lower case) in `dropped` or in a Connection header,
+    nor, unless `underscores`, those whose names hold `_`."""
     if "Connection" in headers:
         dropped = dropped | {token.lower() for token in connection_tokens(headers)}
-    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in dropped])
+    if underscores:
+        return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in dropped])
+    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in dropped and "_" not in k])
 
 
 def actionable(incoming: CIMultiDictProxy[str]) -> list[tuple[str, str]]:
@@ -108,25 +114,41 @@ def upstream_request_headers(
     version: str,
     request_id: str,
     proto: str = "http",
+    client_host: str | None = None,
+    allow_underscores: bool = False,
 ) -> CIMultiDict[str]:
     """The headers sent upstream: end-to-end ones as received, plus forwarding ones.
 
     `host` is the Host value to send (the client's or the upstream's, per route);
-    `proto` is how the client reached the proxy, `http` or `https` (TLS).
-    X-Forwarded-* from the client are kept only when the peer is a trusted proxy.
+    `proto` is how the client reached the proxy, `http` or `https` (TLS);
+    `client_host` is the authority the client asked for (an absolute-form
+    target's; by default its Host), sent as X-Forwarded-Host.
+    X-Forwarded-* and X-Real-IP from the client are kept only when the peer is
+    a trusted proxy; else they name the peer.
+    Header names holding `_` are dropped unless `allow_underscores`, as nginx
+    does: CGI and WSGI servers read `X_Forwarded_For` as X-Forwarded-For, so
+    an underscore would smuggle past every check on the dashed name.
     """
-    out = _copy(incoming, _REQUEST_DROP_LOWER)
+    out = _copy(incoming, _REQUEST_DROP_LOWER, allow_underscores)
+    if not allow_underscores and log.isEnabledFor(logging.DEBUG):
+        for name in incoming:
+            if "_" in name:
+                log.debug("request header %r not forwarded: its name holds an underscore "
+                          "(allow_underscores_in_headers) request_id=%s", name[:100], request_id)
     out["Host"] = host
-    client_host = incoming.get("Host", "")
+    if client_host is None:
+        client_host = incoming.get("Host", "")
     if trusted:
         prior = ", ".join(incoming.getall("X-Forwarded-For", ()))
         out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else (peer or "")
         out.setdefault("X-Forwarded-Proto", proto)
         out.setdefault("X-Forwarded-Host", client_host)
+        out.setdefault("X-Real-IP", peer or "")
     else:
-        for name in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded"):
+        for name in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Real-IP"):
             out.popall(name, None)
         out["X-Forwarded-For"] = peer or ""
+        out["X-Real-IP"] = peer or ""
         out["X-Forwarded-Proto"] = proto
         if client_host:
             out["X-Forwarded-Host"] = client_host

@@ -15,9 +15,44 @@ request target byte for byte.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import quote, unquote
 
 from .settings import Route
+
+# RFC 3986 authority without user info: reg-name or IP literal, optional port.
+_AUTHORITY = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+(:[0-9]*)?|\[[0-9A-Fa-f:.]+\](:[0-9]*)?")
+_SCHEMES = ("http", "https")
+
+
+def split_target(raw_target: str) -> tuple[str | None, str]:
+    """The authority of an absolute-form request target (None for origin form) and the
+    origin-form target to forward, without its fragment.
+
+    RFC 9112 §3.2.2: a server reads the host from an absolute-form target, not
+    from Host, so the proxy routes on it and forwards origin form, which every
+    upstream reads the same way. A fragment is the client's own (RFC 9110
+    §4.2.5) and never part of a request. Anything else (authority or asterisk
+    form, another scheme, user info) raises ValueError: it cannot be forwarded.
+
+    >>> split_target("/a?b=1#top")
+    (None, '/a?b=1')
+    >>> split_target("http://Internal.example:8080/admin?x=1")
+    ('Internal.example:8080', '/admin?x=1')
+    >>> split_target("https://example.com?q")
+    ('example.com', '/?q')
+    """
+    target = raw_target.partition("#")[0]
+    if target.startswith("/"):
+        return None, target
+    scheme, separator, rest = target.partition("://")
+    if not separator or scheme.lower() not in _SCHEMES:
+        raise ValueError("not an origin-form or http(s) absolute-form request target")
+    end = min((i for i in (rest.find("/"), rest.find("?")) if i != -1), default=len(rest))
+    authority, path = rest[:end], rest[end:]
+    if not _AUTHORITY.fullmatch(authority):
+        raise ValueError("no valid host in the absolute-form request target (or user info, which is refused)")
+    return authority, path if path.startswith("/") else "/" + path
 
 
 def normalize_path(raw_path: str) -> str:

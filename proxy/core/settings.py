@@ -86,6 +86,8 @@ class ServerSettings:
     lingering_time: float = 5.0  # unread request body is drained this long before closing
     shutdown_timeout: float = 30.0  # SIGTERM: in-flight requests get this long to finish
     stop_delay: float = 0.0  # SIGTERM: not ready, yet still accepting, this long before the drain
+    body_timeout: float = 60.0  # longest wait for the next bytes of a request body (nginx's client_body_timeout)
+    send_timeout: float = 60.0  # longest a write to a client may stay blocked, the client not reading (nginx's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -309,6 +311,7 @@ class Settings:
     routes: tuple[Route, ...]
     server: ServerSettings = ServerSettings()
     trusted_proxies: tuple[IPNetwork, ...] = ()
+    allow_underscores_in_headers: bool = False  # forward request headers whose names hold `_` (nginx drops them)
     source: str = "<embedded>"
     ops: OpsSettings = OpsSettings()
     errors: ErrorPolicy = ErrorPolicy()  # the `defaults` policy, for requests no route matches

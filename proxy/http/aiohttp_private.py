@@ -13,6 +13,14 @@ the canary passes on it.
     RequestHandler._request_count             header deadline: has a new request started?
     RequestHandler._waiter                    drain: is the connection idle, waiting for a request?
     RequestHandler._loop                      header deadline timers
+    RequestHandler._parser                    request checks: the parser of a connection
+    web_protocol._ErrInfo                     request checks: a request refused as it is parsed
+    HttpRequestParserPy.parse_message         request checks: the raw request line, before it is upper-cased
+    HttpParser._payload_parser (Python)       request checks: the chunk being read ...
+    HttpPayloadParser._chunk_size             ... and what is left of it (no bound in the Python parser)
+    RequestHandler._upgraded, _message_tail,  request checks: bytes kept aside behind an upgrade request,
+      _payload_parser, _buffer_paused,          parsed (through the checks) once the upgrade is refused,
+      _resume_reading_if_drained                as `RequestHandler.finish_response` would
     web.Server._kwargs, web.Server._loop      building our RequestHandler subclass
     BaseSite._server                          the sockets a site listens on (port 0 resolved)
     StreamResponse._prepare_headers           NoInventedHeaders: no Server/Content-Type nobody set
@@ -25,9 +33,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from typing import Any
+from collections import deque
+from typing import Any, Callable
 
-from aiohttp import ClientWebSocketResponse, hdrs, web
+from aiohttp import ClientWebSocketResponse, hdrs, http_parser, web, web_protocol
+from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from ..core.settings import Address
@@ -104,3 +114,75 @@ def handshake_headers(ws: ClientWebSocketResponse):
     """The upstream's 101 response headers, or None."""
     response = ws._response
     return response.headers if response is not None else None
+
+
+# Request checks (`ops.connection`): each request as aiohttp's parser hands it over.
+
+QueuedRequest = tuple[Any, StreamReader]  # a parsed request (RawRequestMessage) or a refusal, and its body
+
+
+def request_queue(handler: RequestHandler) -> deque[QueuedRequest]:
+    """Requests parsed and not yet handed to the handler, oldest first; the connection may edit it."""
+    return handler._messages
+
+
+def is_refusal(message: Any) -> bool:
+    """Whether a queued request is one the parser refused (answered by `handle_error`)."""
+    return isinstance(message, web_protocol._ErrInfo)
+
+
+def refusal(status: int, exc: BaseException, message: str) -> QueuedRequest:
+    """A queued request that `handle_error(request, status, exc, message)` answers."""
+    return web_protocol._ErrInfo(status=status, exc=exc, message=message), EMPTY_PAYLOAD
+
+
+def refusal_reason(message: Any) -> BaseException:
+    return message.exc
+
+
+def check_request_lines(handler: RequestHandler, check: Callable[[bytes], None]) -> None:
+    """Have the pure-Python parser pass each raw request line to `check` (which raises to refuse it).
+
+    It upper-cases the method it read, so the case can only be seen before;
+    llhttp, the C parser, needs no such check: it knows methods by their
+    upper-case names only.
+    """
+    parser = handler._parser
+    if isinstance(parser, http_parser.HttpRequestParserPy):
+        parse = parser.parse_message
+
+        def parse_message(lines: list[bytes]):
+            if lines:
+                check(lines[0])
+            return parse(lines)
+
+        parser.parse_message = parse_message  # type: ignore[method-assign]
+
+
+def unread_chunk_size(handler: RequestHandler) -> int:
+    """What is left of the chunk the pure-Python parser is reading (0 for llhttp, which bounds it itself)."""
+    payload_parser = getattr(handler._parser, "_payload_parser", None)
+    return getattr(payload_parser, "_chunk_size", 0) if payload_parser is not None else 0
+
+
+def take_refused_upgrade_tail(handler: RequestHandler) -> bytes | None:
+    """The bytes aiohttp kept aside behind an upgrade request that was not taken up, handed over
+    for parsing (the connection is HTTP again), or None when there are none to parse now.
+
+    `RequestHandler.finish_response` parses them itself, past the connection's
+    checks; taken here first, they go through `data_received` like any bytes.
+    The condition is aiohttp's own: an upgrade with no protocol set up for it.
+    """
+    if handler._upgraded and not handler._messages and handler._payload_parser is None \
+            and handler._parser is not None:
+        handler._parser.set_upgraded(False)
+        handler._upgraded = False
+        tail, handler._message_tail = handler._message_tail, b""
+        return tail
+    return None
+
+
+def resume_reading_if_drained(handler: RequestHandler) -> None:
+    """Read again if aiohttp stopped reading while bytes piled up (as behind an upgrade request)."""
+    if handler._buffer_paused:
+        handler._resume_reading_if_drained()

@@ -21,7 +21,7 @@ from aiohttp import hdrs, web
 from ..core import errors, headers, trace
 from ..core.problem import Problem
 from ..core.rewrite import body_cap, rewrite
-from ..core.routing import Router, host_name, normalize_path, upstream_target
+from ..core.routing import Router, host_name, normalize_path, split_target, upstream_target
 from ..core.settings import Route, Settings
 from ..observe import metrics
 from ..observe.accesslog import AccessLog, Exchange
@@ -56,19 +56,27 @@ class Proxy:
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
         request_id = headers.request_id(request.headers.get("X-Request-ID"))
-        path = normalize_path(request.raw_path)
-        route = self.router.match(host_name(request.headers.get(hdrs.HOST)), path, request.method)
-        exchange = Exchange(request_id, request.method, request.raw_path, route,
+        try:
+            # An absolute-form target's authority is the host asked for (RFC 9112 §3.2.2), not Host.
+            authority, target = split_target(request.raw_path)
+        except ValueError:
+            authority, target = None, None
+        host = authority if authority is not None else request.headers.get(hdrs.HOST)
+        path = normalize_path(target) if target is not None else ""
+        route = self.router.match(host_name(host), path, request.method) if target is not None else None
+        exchange = Exchange(request_id, request.method, target or request.raw_path, route,
                             trace.from_headers(request.headers.getall("traceparent", ())))
         response: web.StreamResponse | None = None
         try:
+            if target is None:
+                raise errors.BadRequest("The request target is neither a path nor an http(s) URL with a host.")
             if route is None:
                 raise errors.NoRoute()
             if cors.answers_preflight(route.cors, request):
                 response = cors.preflight(route.cors, request, request_id)  # before maintenance: see core.cors
             else:
                 maintenance.check(self.switches, route, request, self.settings.trusted_proxies)
-                response = await self._forward(request, route, path, exchange)
+                response = await self._forward(request, route, exchange, host=host, target=target, path=path)
         except errors.ProxyError as error:
             response = self._error(request, error, exchange, route)
         except asyncio.CancelledError:
@@ -95,32 +103,37 @@ class Proxy:
         response = render(problem, shape, origin="proxy", accept=request.headers.get(hdrs.ACCEPT),
                           accept_language=request.headers.get(hdrs.ACCEPT_LANGUAGE, ""),
                           method=request.method, path=request.path, keep=error.keep)
-        if isinstance(error, errors.BodyTooLarge):
-            response.force_close()  # the rest of the body is not wanted on this connection
+        if error.closes_connection:
+            response.force_close()  # the client's framing is in doubt, or the rest of its body unwanted
         return response
 
-    async def _forward(self, request: web.BaseRequest, route: Route, path: str,
-                       exchange: Exchange) -> web.StreamResponse:
+    async def _forward(self, request: web.BaseRequest, route: Route, exchange: Exchange, *,
+                       host: str | None, target: str, path: str) -> web.StreamResponse:
+        """Forward to the route's upstream; `host` is the authority the client asked for, `target`
+        the origin-form request target, `path` its normalized path."""
         upstream = route.upstream
-        keep_host = route.host_header == "client" and hdrs.HOST in request.headers
+        keep_host = route.host_header == "client" and host is not None
         outgoing = headers.upstream_request_headers(
             request.headers,
             peer=request.remote,
             trusted=headers.is_trusted(request.remote, self.settings.trusted_proxies),
             # Until `send` names the target each try goes to.
-            host=request.headers[hdrs.HOST] if keep_host else upstream.url.raw_authority,
+            host=host if keep_host and host is not None else upstream.url.raw_authority,
             version=f"{request.version.major}.{request.version.minor}",
             request_id=exchange.request_id,
             proto="https" if request.secure else "http",
+            client_host=host,
+            allow_underscores=self.settings.allow_underscores_in_headers,
         )
-        target = upstream_target(request.raw_path, path, route.strip_prefix)
+        target = upstream_target(target, path, route.strip_prefix)
         if websocket.is_upgrade(request):
             return await websocket.relay(request, self.upstreams, upstream, target, outgoing,
                                          exchange.request_id, keep_host)
         length = request.content_length
         if route.max_body_size is not None and length is not None and length > route.max_body_size:
             raise errors.BodyTooLarge()
-        body = RequestBody(request, route.max_body_size) if request.body_exists else None
+        body = (RequestBody(request, route.max_body_size, self.settings.server.body_timeout, exchange.request_id)
+                if request.body_exists else None)
         # The conflict guard (guard.py): a write's preconditions checked and its lock taken, or a refusal.
         ticket = await self.guard.admit(request, route, target, outgoing, exchange) if route.concurrency else None
         try:

@@ -12,7 +12,7 @@ import logging
 
 from aiohttp import web
 
-from ..core import headers
+from ..core import errors, headers
 from ..core.settings import UpstreamSettings
 from ..observe.accesslog import Exchange
 from ..upstream import Response, map_failure
@@ -63,7 +63,12 @@ async def stream_back(request: web.BaseRequest, upstream_response: Response, exc
             except Exception as exc:
                 # Headers are gone already: the only honest signal left is
                 # to abort, so the client cannot take a truncated body as whole.
-                map_failure(exc, upstream, exchange.request_id)
+                if isinstance(exc, errors.ProxyError):
+                    # The client's own request body failed (stalled, malformed): not the upstream's doing.
+                    log.info("request body failed during the response: %s request_id=%s",
+                             exc.title, exchange.request_id)
+                else:
+                    map_failure(exc, upstream, exchange.request_id)
                 upstream_response.close()
                 _abort(request)
                 return response

@@ -268,8 +268,9 @@ def restart_needed(old: Settings, new: Settings, server: bool = True) -> list[st
         warnings.append("listen_mode changed: takes a restart; the socket keeps its mode")
     if new.ops.admin != old.ops.admin:
         warnings.append(f"admin changed from {old.ops.admin} to {new.ops.admin}: takes a restart; admin stays on {old.ops.admin}")
-    # stop_delay and shutdown_timeout are read when the stop begins, so they do follow a reload.
-    fixed = ("header_timeout", "keepalive_timeout", "max_line_size", "max_headers", "lingering_time")
+    # stop_delay and shutdown_timeout are read when the stop begins, and body_timeout by each
+    # request, so they do follow a reload; the rest is fixed when a connection's handler is made.
+    fixed = ("header_timeout", "keepalive_timeout", "max_line_size", "max_headers", "lingering_time", "send_timeout")
     changed = [name for name in fixed if getattr(new.server, name) != getattr(old.server, name)]
     if changed and server:
         warnings.append(f"server.{', server.'.join(changed)} changed: takes a restart; the old values stay")

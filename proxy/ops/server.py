@@ -1,8 +1,9 @@
 """The listening side: aiohttp's low-level server, hardened, and its lifecycle.
 
-aiohttp's server has no deadline for a request's headers and keeps idle
-connections for an hour; a proxy facing the internet needs both bounded, and
-its own error shape for requests too broken to reach the handler.
+aiohttp's server keeps idle connections for an hour and sends aiohttp's own
+text for requests too broken to reach the handler; a proxy facing the internet
+needs both bounded and its own error shape. Each connection is a
+`connection.ClientConnection`, with deadlines and checks of its own.
 """
 
 from __future__ import annotations
@@ -15,13 +16,10 @@ from typing import Awaitable, Callable
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from ..core import errors
-from ..core.headers import request_id
-from ..core.problem import Problem
 from ..core.settings import ServerSettings
 from ..http import aiohttp_private as private
-from ..http.render import render
 from .admin import Admin, Readiness
+from .connection import ClientConnection
 from .listeners import https_port, remove_socket, start_public, start_redirect
 from .platforms import install_signals
 from .redirect import redirect_handler
@@ -32,71 +30,6 @@ from .tuning import tune_gc
 log = logging.getLogger("errorproxy")
 
 _CUT_GRACE = 2.0  # seconds for cut requests to finish closing (a WebSocket's closing handshake)
-
-
-class _Connection(RequestHandler):
-    """One client connection: aiohttp's handler plus a header deadline."""
-
-    __slots__ = ("_header_timeout", "_header_timer", "_armed_at")
-
-    def __init__(self, manager: web.Server, *, header_timeout: float, **kwargs) -> None:
-        super().__init__(manager, **kwargs)
-        self._header_timeout = header_timeout
-        self._header_timer: asyncio.TimerHandle | None = None
-        self._armed_at = 0
-
-    def connection_made(self, transport) -> None:
-        super().connection_made(transport)
-        self._arm()
-
-    def data_received(self, data: bytes) -> None:
-        # A new request starts when bytes arrive while no request is being served.
-        if self._header_timer is None and not private.request_in_progress(self) and not private.requests_pending(self):
-            self._arm()
-        super().data_received(data)
-        if self._header_timer is not None and private.request_count(self) > self._armed_at:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-        super().connection_lost(exc)
-
-    def _arm(self) -> None:
-        if self._header_timeout > 0:
-            self._armed_at = private.request_count(self)
-            self._header_timer = private.handler_loop(self).call_later(self._header_timeout, self._header_deadline)
-
-    def _header_deadline(self) -> None:
-        self._header_timer = None
-        if private.request_count(self) == self._armed_at and not private.request_in_progress(self):
-            peer = self.transport.get_extra_info("peername") if self.transport else None
-            log.info("closing connection from %s: request headers not complete within %ss", peer, self._header_timeout)
-            self.force_close()
-
-    def close_if_idle(self) -> None:
-        """Close if waiting for a next request (aiohttp's own test for idle); else leave it be."""
-        if private.waiting_for_request(self):
-            self.close()
-
-    def handle_error(self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None):
-        """Requests aiohttp rejects itself get the proxy's problem shape, without raw bytes."""
-        if request.writer.output_size > 0:
-            raise ConnectionError("response already started")
-        rid = request_id(None)
-        if status == 400:
-            log.info("bad request from %s: %s request_id=%s", request.remote, message, rid)
-            error: errors.ProxyError = errors.BadRequest()
-        else:
-            log.error("internal error request_id=%s", rid, exc_info=exc)
-            error = errors.ProxyError()
-            error.status = status
-        problem = Problem.from_error(error, instance=None, request_id=rid)
-        response = render(problem)
-        response.force_close()
-        return response
 
 
 class ProxyServer(web.Server):
@@ -113,11 +46,11 @@ class ProxyServer(web.Server):
             auto_decompress=False,
             access_log=None,
         )
-        self._header_timeout = limits.header_timeout
+        self._limits = limits
 
     def __call__(self) -> RequestHandler:
         loop, kwargs = private.handler_arguments(self)
-        return _Connection(self, loop=loop, header_timeout=self._header_timeout, **kwargs)
+        return ClientConnection(self, loop=loop, limits=self._limits, **kwargs)
 
 
 async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[list[str]], None] | None = None,
@@ -207,7 +140,7 @@ async def _drain(holder: Holder, server: web.Server, runner: web.ServerRunner) -
     # ones close after their response.
     holder.stopping = True
     for connection in server.connections:
-        if isinstance(connection, _Connection):
+        if isinstance(connection, ClientConnection):
             connection.close_if_idle()
     log.info("stopping: no new connections, draining %d request(s) in flight for up to %ss",
              holder.in_flight, limits.shutdown_timeout)

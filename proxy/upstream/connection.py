@@ -32,6 +32,7 @@ class Exchange(Protocol):
     """What a connection needs of the response it carries."""
 
     body_sent: bool
+    awaiting_client: bool  # the request body is waited for from the client: the upstream is not late
 
     async def wait_head(self) -> None: ...  # the response head is in (or it failed)
     def touch(self) -> None: ...  # a body write went out: the upstream is not idle
@@ -73,7 +74,15 @@ class Connection(asyncio.Protocol):
 
     async def _send_body(self, response: Exchange, body: AsyncIterator[bytes], chunked: bool) -> None:
         try:
-            async for chunk in body:
+            chunks = body.__aiter__()
+            while True:
+                response.awaiting_client = True
+                try:
+                    chunk = await anext(chunks)
+                except StopAsyncIteration:
+                    break
+                finally:
+                    response.awaiting_client = False
                 transport = self.transport
                 if transport is None:
                     return  # the connection is gone; the response side says why

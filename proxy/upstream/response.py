@@ -49,6 +49,7 @@ class Response:
         self.version = (1, 1)
         self.headers: CIMultiDictProxy[str] = _NO_HEADERS
         self.body_sent = not has_body
+        self.awaiting_client = False  # set by the connection while it waits for the client's body
         self.started = False  # a byte of the response has arrived
         self._raw: list[tuple[str, str]] = []
         self._head_bytes = 0
@@ -220,8 +221,9 @@ class Response:
         if self._complete or self._error is not None or self._done:
             return
         now = self._loop.time()
-        if self._paused:
-            self._last = now  # the proxy is not reading: the upstream is not the one waited for
+        if self._paused or self.awaiting_client:
+            # The proxy is not reading, or waits for the client's body: the upstream is not the one waited for.
+            self._last = now
         left = self._last + self._read_timeout - now
         if left > 0:
             self._timer = self._loop.call_later(left, self._check_timeout)

@@ -41,7 +41,7 @@ async def test_nothing_is_added_that_the_client_did_not_send(raw_server, start_p
     await raw_exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Custom: 1\r\nConnection: close\r\n\r\n")
     names = [line.split(b":")[0].lower() for line in seen[0].split(b"\r\n")[1:] if line]
     assert sorted(names) == sorted([b"host", b"x-custom", b"x-forwarded-for", b"x-forwarded-proto",
-                                    b"x-forwarded-host", b"via", b"x-request-id"])
+                                    b"x-forwarded-host", b"x-real-ip", b"via", b"x-request-id"])
 
 
 async def test_repeated_response_headers_keep_their_order(aiohttp_server, start_proxy):

@@ -13,7 +13,7 @@ import re
 
 import aiohttp
 import pytest
-from aiohttp import ClientWebSocketResponse, web
+from aiohttp import ClientWebSocketResponse, http_parser, web, web_protocol
 from aiohttp.web_protocol import RequestHandler
 
 from proxy.http import aiohttp_private
@@ -46,6 +46,13 @@ def _instance_attributes(cls: type) -> set[str]:
     pytest.param(RequestHandler, "_request_count", id="RequestHandler._request_count"),
     pytest.param(RequestHandler, "_waiter", id="RequestHandler._waiter"),
     pytest.param(RequestHandler, "_loop", id="RequestHandler._loop"),
+    pytest.param(RequestHandler, "_parser", id="RequestHandler._parser"),
+    pytest.param(RequestHandler, "_upgraded", id="RequestHandler._upgraded"),
+    pytest.param(RequestHandler, "_message_tail", id="RequestHandler._message_tail"),
+    pytest.param(RequestHandler, "_payload_parser", id="RequestHandler._payload_parser"),
+    pytest.param(RequestHandler, "_buffer_paused", id="RequestHandler._buffer_paused"),
+    pytest.param(http_parser.HttpRequestParserPy, "_payload_parser", id="HttpRequestParserPy._payload_parser"),
+    pytest.param(http_parser.HttpPayloadParser, "_chunk_size", id="HttpPayloadParser._chunk_size"),
     pytest.param(web.Server, "_kwargs", id="Server._kwargs"),
     pytest.param(web.Server, "_loop", id="Server._loop"),
     pytest.param(web.BaseSite, "_server", id="BaseSite._server"),
@@ -92,3 +99,30 @@ async def test_the_accessors_work_on_a_live_server() -> None:
             assert "Server" not in response.headers and "Content-Type" not in response.headers
     finally:
         await runner.cleanup()
+
+
+def test_request_check_hooks_exist() -> None:
+    assert callable(getattr(RequestHandler, "_resume_reading_if_drained", None)), \
+        _missing(RequestHandler, "_resume_reading_if_drained")
+    assert callable(getattr(http_parser.HttpRequestParserPy, "parse_message", None)), \
+        _missing(http_parser.HttpRequestParserPy, "parse_message")
+    info = getattr(web_protocol, "_ErrInfo", None)
+    assert info is not None, f"{VERSION} has no aiohttp.web_protocol._ErrInfo"
+    refusal, _ = aiohttp_private.refusal(400, ValueError("x"), "why")
+    assert aiohttp_private.is_refusal(refusal) and (refusal.status, refusal.message) == (400, "why")
+    assert str(aiohttp_private.refusal_reason(refusal)) == "x"
+
+
+async def test_the_request_check_accessors_work_on_the_python_parser() -> None:
+    """The raw request line reaches the check before the parser upper-cases its method, and an
+    unbounded chunk size is seen while its chunk is read."""
+    handler = web.Server(lambda request: None)()
+    handler._parser = http_parser.HttpRequestParserPy(handler, asyncio.get_running_loop(), 2**16)
+    lines: list[bytes] = []
+    aiohttp_private.check_request_lines(handler, lines.append)
+    handler._parser.feed_data(b"post /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert lines == [b"post /p HTTP/1.1"]
+    assert aiohttp_private.unread_chunk_size(handler) == 0
+    handler._parser.feed_data(b"1000000000000000000\r\nab")
+    assert aiohttp_private.unread_chunk_size(handler) == 2**72 - 2
+    assert aiohttp_private.take_refused_upgrade_tail(handler) is None  # no upgrade asked for

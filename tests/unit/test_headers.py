@@ -170,6 +170,48 @@ def test_forwarding_headers(pairs, trusted: bool, expected: dict[str, list[str]]
 
 
 @pytest.mark.parametrize(
+    ("pairs", "trusted", "expected"),
+    [
+        pytest.param([], False, [PEER], id="set-from-peer"),
+        pytest.param([("X-Real-IP", "6.6.6.6")], False, [PEER], id="untrusted-replaced"),
+        pytest.param([("x-real-ip", "6.6.6.6"), ("X-Real-IP", "7.7.7.7")], False, [PEER], id="untrusted-all-replaced"),
+        pytest.param([("X-Real-IP", "198.51.100.1")], True, ["198.51.100.1"], id="trusted-kept"),
+        pytest.param([], True, [PEER], id="trusted-none-sent"),
+    ],
+)
+def test_x_real_ip_is_the_peer_unless_a_trusted_proxy_sent_one(pairs, trusted: bool, expected: list[str]) -> None:
+    assert upstream(*pairs, trusted=trusted).getall("X-Real-IP") == expected
+
+
+SPOOFS = [("X_Forwarded_For", "6.6.6.6"), ("X_Real_IP", "6.6.6.6"), ("Transfer_Encoding", "chunked"),
+          ("x_forwarded_host", "evil.test"), ("_", "x"), ("X-Custom_", "x")]
+
+
+def test_header_names_with_underscores_are_dropped() -> None:
+    out = upstream(*SPOOFS, ("X-Kept", "1"))
+    assert not [name for name in out if "_" in name]
+    assert out["X-Kept"] == "1"
+    assert out.getall("X-Forwarded-For") == [PEER]
+
+
+def test_header_names_with_underscores_are_kept_when_allowed() -> None:
+    out = upstream_request_headers(headers(*SPOOFS), peer=PEER, trusted=False, host="h", version="1.1",
+                                   request_id="r", allow_underscores=True)
+    assert [(name, value) for name, value in out.items() if "_" in name] == SPOOFS
+    assert out.getall("X-Forwarded-For") == [PEER]  # the dashed name is still the proxy's
+
+
+def test_response_header_names_with_underscores_are_kept() -> None:
+    assert downstream_response_headers(headers(("X_Upstream_Thing", "1")), "1.1")["X_Upstream_Thing"] == "1"
+
+
+def test_client_host_is_the_forwarded_host() -> None:
+    out = upstream_request_headers(headers(("Host", "public.example")), peer=PEER, trusted=False, host="h",
+                                   version="1.1", request_id="r", client_host="internal.example")
+    assert out.getall("X-Forwarded-Host") == ["internal.example"]
+
+
+@pytest.mark.parametrize(
     "pairs",
     [
         pytest.param([], id="none-sent"),
@@ -185,7 +227,7 @@ def test_end_to_end_request_headers_kept_in_order() -> None:
     pairs = [("Accept", "a"), ("Cookie", "c=1"), ("X-Custom", "1"), ("X-Custom", "2"), ("Authorization", "Bearer t")]
     out = upstream(*pairs)
     assert [(k, v) for k, v in out.items() if k not in {"Host", "X-Forwarded-For", "X-Forwarded-Proto",
-                                                         "Via", "X-Request-ID"}] == pairs
+                                                         "X-Real-IP", "Via", "X-Request-ID"}] == pairs
 
 
 def test_response_repeated_headers_keep_order() -> None:

@@ -105,8 +105,8 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         changed(("server", {"read_timeout": "5s"})),
-        ["server.read_timeout: unknown key (known keys: header_timeout, keepalive_timeout, "
-         "lingering_time, max_headers, max_line_size, shutdown_timeout, stop_delay)"],
+        ["server.read_timeout: unknown key (known keys: body_timeout, header_timeout, keepalive_timeout, "
+         "lingering_time, max_headers, max_line_size, send_timeout, shutdown_timeout, stop_delay)"],
         id="unknown-server-key",
     ),
     pytest.param(

@@ -8,7 +8,7 @@ import pytest
 from yarl import URL
 
 from proxy.config.loader import from_text
-from proxy.core.routing import Router, host_name, normalize_path, strip_prefix, upstream_target
+from proxy.core.routing import Router, host_name, normalize_path, split_target, strip_prefix, upstream_target
 from proxy.core.settings import Match, Route, UpstreamSettings
 
 UPSTREAM = UpstreamSettings(name="app", url=URL("http://127.0.0.1:9000"))
@@ -206,3 +206,42 @@ def test_strip_prefix(raw_target: str, prefix: str | None, expected: str) -> Non
 )
 def test_upstream_target(raw_target: str, prefix: str | None, expected: str) -> None:
     assert upstream_target(raw_target, normalize_path(raw_target), prefix) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "authority", "target"),
+    [
+        pytest.param("/a?b=1", None, "/a?b=1", id="origin-form"),
+        pytest.param("/a?b=1#frag", None, "/a?b=1", id="fragment-dropped"),
+        pytest.param("/a#frag?not=query", None, "/a", id="query-after-fragment-dropped"),
+        pytest.param("/#", None, "/", id="empty-fragment"),
+        pytest.param("http://internal.example/admin?x=1", "internal.example", "/admin?x=1", id="absolute"),
+        pytest.param("HTTP://Internal.Example:8080/a#top", "Internal.Example:8080", "/a", id="absolute-case-port-fragment"),
+        pytest.param("https://example.com", "example.com", "/", id="absolute-no-path"),
+        pytest.param("http://example.com?q=1", "example.com", "/?q=1", id="absolute-query-no-path"),
+        pytest.param("http://[::1]:8080/x", "[::1]:8080", "/x", id="absolute-ipv6"),
+        pytest.param("http://10.0.0.1//a/../b", "10.0.0.1", "//a/../b", id="absolute-path-kept-raw"),
+    ],
+)
+def test_split_target(raw: str, authority: str | None, target: str) -> None:
+    assert split_target(raw) == (authority, target)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        pytest.param("http://user:pw@example.com/a", id="user-info"),
+        pytest.param("http://@example.com/a", id="empty-user-info"),
+        pytest.param("ftp://example.com/a", id="other-scheme"),
+        pytest.param("http:///a", id="no-host"),
+        pytest.param("http://", id="nothing"),
+        pytest.param("http://exa mple.com/", id="space-in-host"),
+        pytest.param("example.com:443", id="authority-form"),
+        pytest.param("*", id="asterisk-form"),
+        pytest.param("a/b", id="relative"),
+        pytest.param("", id="empty"),
+    ],
+)
+def test_split_target_refuses_what_cannot_be_forwarded(raw: str) -> None:
+    with pytest.raises(ValueError):
+        split_target(raw)

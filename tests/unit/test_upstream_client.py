@@ -384,6 +384,22 @@ async def test_a_kept_alive_connection_dropped_under_a_request_is_retried_only_w
 # The pool: waiting for a connection
 
 
+async def test_time_spent_waiting_for_the_clients_body_is_not_the_upstreams(serve, make_pool):
+    """A request body that pauses longer than read_timeout (a slow client) is no upstream timeout:
+    the upstream cannot answer before it has the body."""
+    upstream = await serve(answering(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"))
+    pool = make_pool(read_timeout=0.2)
+
+    async def slow_body() -> AsyncIterator[bytes]:
+        yield b"he"
+        await asyncio.sleep(0.5)
+        yield b"llo"
+
+    assert await fetch(pool, upstream, "PUT", headers={"Host": "x", "Content-Length": "5"},
+                       body=slow_body()) == (200, b"ok")
+    assert upstream.requests[0].endswith(b"\r\n\r\nhello")
+
+
 async def test_a_waiter_gets_the_connection_released_before_it(serve, make_pool):
     upstream = await serve(answering(OK))
     pool = make_pool(max_connections=1)

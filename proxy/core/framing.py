@@ -1,0 +1,72 @@
+"""What the proxy accepts of a client's request framing, whichever of aiohttp's parsers read it.
+
+aiohttp parses requests with llhttp (C) or with its own pure-Python parser
+(AIOHTTP_NO_EXTENSIONS=1), and the two let different things through: llhttp
+takes `GET /p` as HTTP/0.9 and any `HTTP/2.0` line, and refuses HTTP/1.2 and
+3.0 itself; the Python parser takes HTTP/1.2, 2.0 and 3.0, lowercase methods
+(which it upper-cases) and a chunk size of any length. The server's
+connection (`ops.connection`) checks each request against these rules as it
+is parsed, so a client gets one answer:
+
+    >>> version_error((1, 1)) is None, version_error((2, 0)).status, version_error((0, 9)).status
+    (True, 505, 400)
+    >>> method_is_valid(b"GET"), method_is_valid(b"get"), method_is_valid(b"M-SEARCH")
+    (True, False, True)
+"""
+
+from __future__ import annotations
+
+from . import errors
+
+# llhttp's own bound (a chunk size must fit 64 bits); the Python parser has none.
+MAX_CHUNK_SIZE = 2**64 - 1
+_HEAD_END = b"\r\n\r\n"
+_SERVED = ((1, 0), (1, 1))
+
+
+def version_error(version: tuple[int, int]) -> errors.ProxyError | None:
+    """None for HTTP/1.0 and HTTP/1.1; else the error to answer.
+
+    HTTP/2.0 gets 505, which says what is wrong: both parsers hand that line
+    over. Every other version gets 400, as llhttp answers HTTP/1.2 and HTTP/3.0
+    before the proxy sees them, and HTTP/0.9 has no status line to read a 505 from.
+
+    >>> version_error((1, 2)).status, version_error((3, 0)).status
+    (400, 400)
+    """
+    if version in _SERVED:
+        return None
+    if version == (2, 0):
+        return errors.VersionNotSupported()
+    return errors.BadRequest("Only HTTP/1.0 and HTTP/1.1 requests are served here.")
+
+
+def method_is_valid(method: bytes) -> bool:
+    """Methods are case-sensitive (RFC 9110 §9.1): `get` is not GET, and llhttp and nginx refuse it.
+
+    The token's own syntax is the parser's to check; this adds only the case.
+    """
+    return method == method.upper()
+
+
+def head_ends(carry: bytes, data: bytes) -> list[int]:
+    """The offsets in `data` just past each end of a header section (an empty line).
+
+    `carry` is the last three bytes that came before `data` on the connection,
+    so an end split between two reads is found too. Bytes inside a body that
+    look like an end are found as well; splitting a body there is harmless.
+
+    >>> head_ends(b"", b"GET /a HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET /b HTTP/1.1\\r\\n")
+    [28]
+    >>> head_ends(b"x\\r\\n", b"\\r\\nGET")
+    [2]
+    """
+    stream = carry + data
+    ends = []
+    start = 0
+    while (found := stream.find(_HEAD_END, start)) != -1:
+        end = found + len(_HEAD_END) - len(carry)
+        if end > 0:
+            ends.append(end)
+        start = found + 1
+    return ends

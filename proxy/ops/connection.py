@@ -1,0 +1,217 @@
+"""One client connection: aiohttp's request handler, hardened against clients the proxy cannot trust.
+
+aiohttp lets a client take as long as it likes to send its headers or to read
+a response, and its two request parsers (llhttp in C, and a pure-Python one)
+disagree on what they accept. Each connection adds:
+
+- a header deadline (`server.header_timeout`): a request's line and headers
+  must arrive whole in time, else the connection is closed;
+- a send deadline (`server.send_timeout`): a write to the client may stay
+  blocked (the client not reading, its window shut) this long; then the
+  connection is cut, which cancels the request and closes its upstream
+  connection, freeing the pool slot;
+- one verdict on each request as it is parsed, whichever parser read it
+  (`core.framing`): HTTP/1.0 and HTTP/1.1 only, methods in upper case, chunk
+  sizes within 64 bits;
+- a parse error after a request was handed on ends that request's body with
+  the error, so its handler answers 400 at once (llhttp would leave it
+  waiting for bytes that never come) and its upstream request is cancelled;
+- bytes fed to the parser one header section at a time, so llhttp does not
+  drop a request pipelined behind an upgrade it ignores (`Upgrade: h2c` on a
+  request without a body; after a body, llhttp still drops what follows in
+  the same read), and a broken request never takes the good ones that came
+  before it in the same read with it;
+- bytes that came behind a refused WebSocket upgrade, which aiohttp keeps
+  aside, parsed through the same checks.
+
+Requests refused here are answered by `handle_error`, in the problem shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMethod, TransferEncodingError
+from aiohttp.streams import StreamReader
+from aiohttp.web_protocol import RequestHandler
+
+from ..core import errors, framing
+from ..core.headers import request_id
+from ..core.problem import Problem
+from ..core.settings import ServerSettings
+from ..http import aiohttp_private as private
+from ..http.render import render
+
+log = logging.getLogger("errorproxy")
+
+
+def _check_method(request_line: bytes) -> None:
+    method = request_line.partition(b" ")[0]
+    if not framing.method_is_valid(method):
+        raise BadHttpMethod(method.decode("ascii", "backslashreplace")[:40])
+
+
+class ClientConnection(RequestHandler):
+    """One client connection: aiohttp's handler plus deadlines and one verdict on request framing."""
+
+    __slots__ = ("_header_timeout", "_header_timer", "_armed_at", "_send_timeout", "_send_timer",
+                 "_body", "_carry", "_refused")
+
+    def __init__(self, manager: web.Server, *, limits: ServerSettings, **kwargs: Any) -> None:
+        super().__init__(manager, **kwargs)
+        self._header_timeout = limits.header_timeout
+        self._header_timer: asyncio.TimerHandle | None = None
+        self._armed_at = 0
+        self._send_timeout = limits.send_timeout
+        self._send_timer: asyncio.TimerHandle | None = None
+        self._body: StreamReader | None = None  # the body of the last request parsed, until it is complete
+        self._carry = b""  # the last bytes read, for a header section end split between two reads
+        self._refused = False  # a request was refused: nothing after it is parsed
+        private.check_request_lines(self, _check_method)
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # the connection closes once the refusal is answered
+        # A new request starts when bytes arrive while no request is being served.
+        if self._header_timer is None and not private.request_in_progress(self) and not private.requests_pending(self):
+            self._arm()
+        start = 0
+        for end in framing.head_ends(self._carry, data):
+            self._feed(data[start:end])
+            start = end
+        if start < len(data) or not data:
+            self._feed(data[start:])
+        self._carry = data[-3:] if len(data) >= 3 else (self._carry + data)[-3:]
+        if self._header_timer is not None and private.request_count(self) > self._armed_at:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _feed(self, data: bytes) -> None:
+        """Parse `data`, then check what it completed."""
+        if self._refused:
+            return
+        queue = private.request_queue(self)
+        index = len(queue)
+        super().data_received(data)
+        while index < len(queue):
+            message, payload = queue[index]
+            if private.is_refusal(message):
+                refusal = (message, payload)
+            elif (error := framing.version_error(message.version)) is not None:
+                refusal = private.refusal(error.status, error, "HTTP/%d.%d" % message.version)
+            else:
+                self._body = payload
+                index += 1
+                continue
+            while len(queue) > index:  # the refused request, and whatever was parsed after it
+                queue.pop()
+            self._refuse(refusal)
+            return
+        if private.unread_chunk_size(self) > framing.MAX_CHUNK_SIZE:
+            error = TransferEncodingError("chunk size over 64 bits")
+            self._refuse(private.refusal(400, error, error.message))
+
+    def _refuse(self, refusal: private.QueuedRequest) -> None:
+        """Answer `refusal` in place of the request whose body it broke (if not handed on yet), or after it."""
+        self._refused = True
+        queue = private.request_queue(self)
+        body, self._body = self._body, None
+        if body is not None and not body.is_eof():
+            for index, (_, payload) in enumerate(queue):
+                if payload is body:
+                    while len(queue) > index:  # never handed to the handler: the refusal is its answer
+                        queue.pop()
+                    break
+            else:
+                # Being handled: its body ends with the parse error, which the handler answers
+                # with a 400. Handled already: aiohttp's lingering read of it just stops. Either
+                # way it ends for good, so nothing waits on bytes that cannot be parsed.
+                if private.request_in_progress(self) and body.exception() is None:
+                    body.set_exception(private.refusal_reason(refusal[0]))
+                body.feed_eof()
+        queue.append(refusal)
+
+    async def finish_response(self, request, resp, start_time):
+        # Bytes that came behind an upgrade request that was refused are parsed here, through
+        # `_feed`'s checks, before aiohttp would parse them past them.
+        tail = private.take_refused_upgrade_tail(self)
+        if tail is not None:
+            if tail:
+                self.data_received(tail)
+            private.resume_reading_if_drained(self)
+        return await super().finish_response(request, resp, start_time)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        for timer in (self._header_timer, self._send_timer):
+            if timer is not None:
+                timer.cancel()
+        self._header_timer = self._send_timer = None
+        super().connection_lost(exc)
+
+    # The header deadline
+
+    def _arm(self) -> None:
+        if self._header_timeout > 0:
+            self._armed_at = private.request_count(self)
+            self._header_timer = private.handler_loop(self).call_later(self._header_timeout, self._header_deadline)
+
+    def _header_deadline(self) -> None:
+        self._header_timer = None
+        if private.request_count(self) == self._armed_at and not private.request_in_progress(self):
+            peer = self.transport.get_extra_info("peername") if self.transport else None
+            log.info("closing connection from %s: request headers not complete within %ss", peer, self._header_timeout)
+            self.force_close()
+
+    # The send deadline: asyncio pauses writing while the client's buffer is full.
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timeout > 0 and self._send_timer is None:
+            self._send_timer = private.handler_loop(self).call_later(self._send_timeout, self._send_deadline)
+
+    def resume_writing(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+        super().resume_writing()
+
+    def _send_deadline(self) -> None:
+        self._send_timer = None
+        transport = self.transport
+        if transport is not None:
+            log.info("cutting connection from %s: it read nothing of the response for %gs (server.send_timeout)",
+                     transport.get_extra_info("peername"), self._send_timeout)
+            transport.abort()  # what is buffered for it is dropped; its request is cancelled
+
+    def close_if_idle(self) -> None:
+        """Close if waiting for a next request (aiohttp's own test for idle); else leave it be."""
+        if private.waiting_for_request(self):
+            self.close()
+
+    def handle_error(self, request, status: int = 500, exc: BaseException | None = None, message: str | None = None):
+        """Requests aiohttp or `_feed` refuse get the proxy's problem shape, without raw bytes."""
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started")
+        rid = request_id(None)
+        error: errors.ProxyError
+        if isinstance(exc, errors.ProxyError):
+            log.info("refused request from %s: %s (%s) request_id=%s", request.remote, exc.title, message, rid)
+            error = exc
+        elif status == 400:
+            log.info("bad request from %s: %s request_id=%s", request.remote, message, rid)
+            error = errors.BadRequest()
+        else:
+            log.error("internal error request_id=%s", rid, exc_info=exc)
+            error = errors.ProxyError()
+            error.status = status
+        problem = Problem.from_error(error, instance=None, request_id=rid)
+        response = render(problem)
+        response.force_close()
+        return response

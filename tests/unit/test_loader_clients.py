@@ -1,0 +1,43 @@
+"""loader: the client-side limits and header policy (server.body_timeout, server.send_timeout,
+allow_underscores_in_headers)."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.config.loader import ConfigError, from_text
+
+VALID = "upstreams: {legacy: 'http://127.0.0.1:9000'}\nroutes: [{match: {path_prefix: /}, upstream: legacy}]\n"
+
+
+def test_defaults_are_nginx_s() -> None:
+    settings = from_text(VALID)
+    assert (settings.server.body_timeout, settings.server.send_timeout) == (60.0, 60.0)
+    assert settings.allow_underscores_in_headers is False
+
+
+def test_values_are_read() -> None:
+    settings = from_text(VALID + "server: {body_timeout: 15s, send_timeout: 1m30s}\nallow_underscores_in_headers: true\n")
+    assert (settings.server.body_timeout, settings.server.send_timeout) == (15.0, 90.0)
+    assert settings.allow_underscores_in_headers is True
+
+
+def test_zero_turns_a_timeout_off() -> None:
+    settings = from_text(VALID + "server: {body_timeout: 0, send_timeout: 0s}\n")
+    assert (settings.server.body_timeout, settings.server.send_timeout) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(("extra", "problem"), [
+    pytest.param("server: {body_timeout: soon}\n", 'server.body_timeout: "soon" is not a duration', id="body-timeout"),
+    pytest.param("server: {send_timeout: -1s}\n", 'server.send_timeout: "-1s" is not a duration', id="send-timeout"),
+    pytest.param("allow_underscores_in_headers: yes please\n",
+                 'allow_underscores_in_headers: "yes please" must be true or false', id="underscores-not-a-boolean"),
+    pytest.param("allow_underscores_in_headers: 1\n",
+                 "allow_underscores_in_headers: 1 must be true or false", id="underscores-a-number"),
+    pytest.param("server: {allow_underscores_in_headers: true}\n",
+                 'server.allow_underscores_in_headers: unknown key', id="underscores-is-top-level"),
+])
+def test_bad_values_are_reported_with_their_path(extra: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        from_text(VALID + extra)
+    assert any(line.startswith(problem) for line in caught.value.problems), caught.value.problems
