@@ -49,24 +49,25 @@ def method_is_valid(method: bytes) -> bool:
     return method == method.upper()
 
 
-def head_ends(carry: bytes, data: bytes) -> list[int]:
-    """The offsets in `data` just past each end of a header section (an empty line).
+def head_end(carry: bytes, data: bytes, start: int = 0) -> int:
+    """The offset in `data` just past the first end of a header section (an empty line)
+    found from `start` on, or -1.
 
     `carry` is the last three bytes that came before `data` on the connection,
     so an end split between two reads is found too. Bytes inside a body that
-    look like an end are found as well; splitting a body there is harmless.
+    look like an end are found as well; the caller knows when it is in one.
 
-    >>> head_ends(b"", b"GET /a HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET /b HTTP/1.1\\r\\n")
-    [28]
-    >>> head_ends(b"x\\r\\n", b"\\r\\nGET")
-    [2]
+    >>> head_end(b"", b"GET /a HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET /b HTTP/1.1\\r\\n\\r\\n")
+    28
+    >>> head_end(b"", b"GET /a HTTP/1.1\\r\\nHost: x\\r\\n\\r\\nGET /b HTTP/1.1\\r\\n\\r\\n", 28)
+    47
+    >>> head_end(b"x\\r\\n", b"\\r\\nGET")
+    2
     """
-    stream = carry + data
-    ends = []
-    start = 0
-    while (found := stream.find(_HEAD_END, start)) != -1:
-        end = found + len(_HEAD_END) - len(carry)
-        if end > 0:
-            ends.append(end)
-        start = found + 1
-    return ends
+    if start == 0 and carry:
+        # Only an end that straddles the two reads needs the carry; the rest is found in `data` alone.
+        found = (carry + data[:3]).find(_HEAD_END)
+        if found != -1:
+            return found + len(_HEAD_END) - len(carry)
+    found = data.find(_HEAD_END, start)
+    return -1 if found == -1 else found + len(_HEAD_END)

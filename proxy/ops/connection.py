@@ -17,10 +17,11 @@ disagree on what they accept. Each connection adds:
   the error, so its handler answers 400 at once (llhttp would leave it
   waiting for bytes that never come) and its upstream request is cancelled;
 - bytes fed to the parser one header section at a time, so llhttp does not
-  drop a request pipelined behind an upgrade it ignores (`Upgrade: h2c` on a
-  request without a body; after a body, llhttp still drops what follows in
-  the same read), and a broken request never takes the good ones that came
-  before it in the same read with it;
+  drop a request pipelined behind an upgrade it ignores (`Upgrade: h2c`), and
+  a broken request never takes the good ones that came before it in the same
+  read with it. Only up to the first body: behind a body, in the same read,
+  llhttp still drops what follows such an upgrade, and both parsers drop the
+  good requests before a broken one (the same answer either way);
 - bytes that came behind a refused WebSocket upgrade, which aiohttp keeps
   aside, parsed through the same checks.
 
@@ -82,8 +83,13 @@ class ClientConnection(RequestHandler):
         # A new request starts when bytes arrive while no request is being served.
         if self._header_timer is None and not private.request_in_progress(self) and not private.requests_pending(self):
             self._arm()
+        # One header section a feed, up to the first body: inside a body nothing needs
+        # splitting (and a large upload is not searched through).
         start = 0
-        for end in framing.head_ends(self._carry, data):
+        while not (self._in_body() or self._refused):
+            end = framing.head_end(self._carry, data, start)
+            if end == -1:
+                break
             self._feed(data[start:end])
             start = end
         if start < len(data) or not data:
@@ -92,6 +98,11 @@ class ClientConnection(RequestHandler):
         if self._header_timer is not None and private.request_count(self) > self._armed_at:
             self._header_timer.cancel()
             self._header_timer = None
+
+    def _in_body(self) -> bool:
+        """Whether the parser is inside the body of the last request it parsed."""
+        body = self._body
+        return body is not None and not body.is_eof()
 
     def _feed(self, data: bytes) -> None:
         """Parse `data`, then check what it completed."""

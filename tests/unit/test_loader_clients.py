@@ -17,7 +17,8 @@ def test_defaults_are_nginx_s() -> None:
 
 
 def test_values_are_read() -> None:
-    settings = from_text(VALID + "server: {body_timeout: 15s, send_timeout: 1m30s}\nallow_underscores_in_headers: true\n")
+    settings = from_text(VALID + "server: {body_timeout: 15s, send_timeout: 1m30s}\n"
+                                 "allow_underscores_in_headers: true\n")
     assert (settings.server.body_timeout, settings.server.send_timeout) == (15.0, 90.0)
     assert settings.allow_underscores_in_headers is True
 
