@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from proxy.config.loader import ConfigError, from_text
+from proxy.ops.reload import restart_needed
 
 VALID = "upstreams: {legacy: 'http://127.0.0.1:9000'}\nroutes: [{match: {path_prefix: /}, upstream: legacy}]\n"
 
@@ -42,3 +43,10 @@ def test_bad_values_are_reported_with_their_path(extra: str, problem: str) -> No
     with pytest.raises(ConfigError) as caught:
         from_text(VALID + extra)
     assert any(line.startswith(problem) for line in caught.value.problems), caught.value.problems
+
+
+def test_a_reload_applies_body_timeout_and_warns_that_send_timeout_takes_a_restart() -> None:
+    """send_timeout is fixed when a connection's handler is made; body_timeout is read by each request."""
+    old = from_text(VALID)
+    new = from_text(VALID + "server: {body_timeout: 5s, send_timeout: 5s}\nallow_underscores_in_headers: true\n")
+    assert restart_needed(old, new) == ["server.send_timeout changed: takes a restart; the old values stay"]
