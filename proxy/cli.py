@@ -12,8 +12,9 @@ from typing import Sequence
 from . import __version__
 from .config.loader import ConfigError
 from .ops.platforms import run_problems
-from .ops.reload import Source
+from .config.source import Source
 from .core.settings import Settings, UnixAddress
+from .ops.reload import load
 from .ops.tuning import raise_open_files, tune_malloc
 from .ops.workers import MAX_WORKERS, Supervisor, worker_link
 
@@ -74,7 +75,7 @@ def _source(args: argparse.Namespace) -> Source:
 def _settings(source: Source) -> tuple[Settings, list[str]] | None:
     """Valid settings whose templates all render, and warnings; or None after printing every problem."""
     try:
-        return source.load_checked()
+        return load(source)
     except ConfigError as exc:
         for problem in exc.problems:
             print(f"{exc.source}: {problem}", file=sys.stderr)

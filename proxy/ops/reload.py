@@ -3,7 +3,7 @@
 A request runs to its end on the `Proxy` (settings, routes, upstream pools) it
 started with; a reload only changes which `Proxy` the next request gets:
 
-    SIGHUP or a changed file ─▶ Source.load() ─▶ valid? ─▶ listener certificate ─▶ Holder.swap(new)
+    SIGHUP or a changed file ─▶ load(source) ─▶ valid? ─▶ listener certificate ─▶ Holder.swap(new)
                                                   │          reloaded (tls)         └─▶ old Proxy closed once
                                                   │                                     its last request ends
                                                   └─ invalid: every problem logged, the old Proxy keeps serving
@@ -11,7 +11,7 @@ started with; a reload only changes which `Proxy` the next request gets:
 "A changed file" is the config file, or a certificate, key or CA file it
 names, so a renewed certificate is picked up without touching the config.
 
-Startup and reload read the configuration the same way (`Source.load`), so a
+Startup and reload read the configuration the same way (`load`), so a
 file that `errorproxy check` accepts is one a reload accepts.
 """
 
@@ -21,11 +21,10 @@ import asyncio
 import hashlib
 import logging
 import os
-from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import Callable
 
-from ..config.loader import ConfigError, load_from_env
-from ..config.material import inspect as inspect_tls
+from ..config.loader import ConfigError
+from ..config.source import Source
 from ..core.settings import Settings
 from .tls import ListenerCertificates
 
@@ -34,32 +33,20 @@ log = logging.getLogger("errorproxy")
 WATCH_INTERVAL = 1.0  # seconds between looks at the config file when `watch_config` is on
 
 
-@dataclass(frozen=True)
-class Source:
-    """Where the settings come from: the command line's flags and the environment at startup."""
+def load(source: Source) -> tuple[Settings, list[str]]:
+    """Valid settings whose templates all render, and the warnings worth telling (a certificate that
+    expires soon, `verify: false`); ConfigError lists every problem otherwise."""
+    settings, warnings = source.read()
+    from ..http.pages import Pages  # jinja2 is needed only once the YAML is valid
 
-    env: Mapping[str, str] = field(default_factory=dict)
-    config: str | None = None
-    upstream: str | None = None
-    listen: str | None = None
-
-    def load(self) -> Settings:
-        """Valid settings whose templates all render; ConfigError lists every problem otherwise."""
-        return self.load_checked()[0]
-
-    def load_checked(self) -> tuple[Settings, list[str]]:
-        """`load`, and the warnings worth telling (a certificate that expires soon, `verify: false`)."""
-        settings = load_from_env(self.env, config=self.config, upstream=self.upstream, listen=self.listen)
-        from ..http.pages import Pages  # jinja2 is needed only once the YAML is valid
-
-        # maintenance.html: any route may be switched into maintenance at run time.
-        route_templates = tuple(sorted({route.template for route in settings.routes if route.template}
-                                       | {"maintenance.html"}))
-        problems = [f"template {problem}" for problem in Pages(settings.brand, settings.templates_dir, settings.messages).check(route_templates)]
-        tls = inspect_tls(settings)
-        if problems or tls.problems:
-            raise ConfigError(settings.source, tls.problems + problems)
-        return settings, tls.warnings
+    # maintenance.html: any route may be switched into maintenance at run time.
+    route_templates = tuple(sorted({route.template for route in settings.routes if route.template}
+                                   | {"maintenance.html"}))
+    pages = Pages(settings.brand, settings.templates_dir, settings.messages)
+    problems = [f"template {problem}" for problem in pages.check(route_templates)]
+    if problems:
+        raise ConfigError(settings.source, problems)
+    return settings, warnings
 
 
 class Holder:
@@ -172,7 +159,7 @@ class Reloader:
             log.info("reloading the config (%s)", reason)
             try:
                 # Off the event loop: parsing and rendering every template takes milliseconds.
-                settings, warnings = await asyncio.to_thread(self.source.load_checked)
+                settings, warnings = await asyncio.to_thread(load, self.source)
             except ConfigError as exc:
                 for problem in exc.problems:
                     log.error("reload refused: %s: %s", exc.source, problem)

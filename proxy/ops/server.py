@@ -23,7 +23,8 @@ from .connection import ClientConnection
 from .listeners import https_port, remove_socket, start_public, start_redirect
 from .platforms import install_signals
 from .redirect import redirect_handler
-from .reload import Holder, Reloader, Source
+from ..config.source import Source
+from .reload import Holder, Reloader
 from .tls import ListenerCertificates
 from .tuning import tune_gc
 

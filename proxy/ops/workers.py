@@ -38,7 +38,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .reload import Source, restart_needed
+from ..config.source import Source
+from .reload import load, restart_needed
 from ..core.maintenance import STATE_DIR
 from ..core.settings import Address, Settings
 
@@ -231,7 +232,7 @@ class Supervisor:
             else:
                 slot.hup_pending = True
         try:
-            for warning in restart_needed(self.settings, self.source.load(), server=False):
+            for warning in restart_needed(self.settings, load(self.source)[0], server=False):
                 log.warning("%s", warning)
         except Exception:  # noqa: BLE001 - each worker loads the file itself and reports its problems
             pass

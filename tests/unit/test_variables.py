@@ -160,7 +160,7 @@ def test_a_bad_value_from_a_variable_is_checked_like_any_other():
 
 
 def test_load_from_env_expands_from_the_mapping_it_is_given(tmp_path, monkeypatch):
-    # A reload reads the variables errorproxy started with (ops.reload.Source.env), not os.environ.
+    # A reload reads the variables errorproxy started with (config.source.Source.env), not os.environ.
     path = tmp_path / "c.yaml"
     path.write_text(CONFIG)
     monkeypatch.setenv("APP_URL", "http://127.0.0.1:1")
