@@ -11,7 +11,7 @@ named in `_BYTE_SIZES`.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Iterable
 
 from yarl import URL
 
@@ -25,8 +25,8 @@ from .resilience import RESILIENCE_KEYS, check_resilience
 from .transport import check_target, check_upstream_tls
 from .values import read_count, read_duration, read_positive_duration, read_size
 from ..core.settings import Concurrency, Cors, ErrorPolicy, Maintenance, Match, Route, ServerSettings, UpstreamSettings
+from ..core.headers import TOKEN
 
-_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
 _BYTE_SIZES = {"max_line_size"}  # int fields counted in bytes, so units apply (16KiB); other ints are counts
@@ -109,6 +109,17 @@ def check_upstream(check: Checker, path: str, name: str, spec: Any) -> UpstreamS
     return UpstreamSettings(name=name, url=valid[0], targets=valid, tls=tls, **options)
 
 
+def _defined(names: Iterable[str]) -> str:
+    """The upstream names a route may use, for a problem line: ten at most, each cut at 40 characters.
+
+    >>> _defined(["b", "a", "bad\\nname", "x" * 50]), _defined([])
+    ('a, b, xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…', 'none')
+    """
+    valid = sorted(name for name in names if _NAME.fullmatch(name))
+    shown = ", ".join(name if len(name) <= 40 else name[:39] + "…" for name in valid[:10])
+    return (shown + (f", and {len(valid) - 10} more" if len(valid) > 10 else "")) or "none"
+
+
 def check_route(check: Checker, path: str, index: int, spec: Any, default_limits: tuple[str, int | None],
                 upstreams: dict[str, UpstreamSettings | None], default_policy: ErrorPolicy,
                 default_concurrency: Concurrency | None = None, default_cors: Cors | None = None,
@@ -123,8 +134,7 @@ def check_route(check: Checker, path: str, index: int, spec: Any, default_limits
     upstream_name = spec.get("upstream")
     upstream = upstreams.get(upstream_name) if isinstance(upstream_name, str) else None
     if not isinstance(upstream_name, str) or upstream_name not in upstreams:
-        defined = ", ".join(sorted(upstreams)) or "none"
-        check.fail(f"{path}.upstream", upstream_name, f"is not a defined upstream (defined: {defined})")
+        check.fail(f"{path}.upstream", upstream_name, f"is not a defined upstream (defined: {_defined(upstreams)})")
     strip = spec.get("strip_prefix")
     if strip is not None and (not isinstance(strip, str) or not strip.startswith("/")):
         check.fail(f"{path}.strip_prefix", strip, "must be a path starting with /")
@@ -179,7 +189,7 @@ def _match(check: Checker, path: str, value: Any) -> Match | None:
             methods = None
         else:
             for method in methods:
-                if not isinstance(method, str) or not _METHOD.fullmatch(method):
+                if not isinstance(method, str) or not TOKEN.fullmatch(method):
                     check.fail(f"{path}.methods", method, "is not an HTTP method")
             methods = frozenset(m.upper() for m in methods if isinstance(m, str))
     if not spec:

@@ -11,7 +11,6 @@ on with the defaults. Problems are reported like every other section's:
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 from yarl import URL
@@ -21,11 +20,11 @@ from .problems import Checker
 from .values import read_count, read_positive_duration, read_size
 from ..core.pointer import is_pointer
 from ..core.settings import Concurrency, ETagSource, ResourceKey
+from ..core.headers import TOKEN
 
 CONCURRENCY_KEYS = yaml_keys(Concurrency)
 _UNITS = {"max_body": read_size, "lock_timeout": read_positive_duration, "lock_lease": read_positive_duration,
           "max_waiters": read_count}
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a method or a header name
 _READS = {"GET", "HEAD"}  # tagged, never locked: not writes to check
 
 
@@ -64,7 +63,7 @@ def check_concurrency(check: Checker, path: str, value: Any, base: Concurrency |
         values["key"] = _key(check, f"{path}.key", spec["key"])
     if "fencing_header" in spec:
         header = spec["fencing_header"]
-        if header is None or (isinstance(header, str) and _TOKEN.fullmatch(header)):
+        if header is None or (isinstance(header, str) and TOKEN.fullmatch(header)):
             values["fencing_header"] = header
         else:
             check.fail(f"{path}.fencing_header", header, "is not a header name (or null to send none)")
@@ -80,7 +79,7 @@ def _etag(check: Checker, path: str, value: Any) -> ETagSource | None:
         kind, _, name = value.partition(":")
         if kind == "pointer" and name and is_pointer(name):
             return ETagSource("pointer", name)
-        if kind == "header" and _TOKEN.fullmatch(name):
+        if kind == "header" and TOKEN.fullmatch(name):
             return ETagSource("header", name)
     check.fail(path, value, "is not body, pointer:/JSON/pointer or header:NAME")
     return None
@@ -92,7 +91,7 @@ def _methods(check: Checker, path: str, value: Any) -> frozenset[str] | None:
         return None
     methods = set()
     for method in value:
-        if not isinstance(method, str) or not _TOKEN.fullmatch(method):
+        if not isinstance(method, str) or not TOKEN.fullmatch(method):
             check.fail(path, method, "is not an HTTP method")
         elif method.upper() in _READS:
             check.fail(path, method, "is a read: reads get ETags, writes are checked (list PUT, PATCH, DELETE, ...)")

@@ -31,10 +31,10 @@ from .keys import yaml_keys
 from .problems import Checker, Converter
 from .values import read_duration
 from ..core.settings import Cors, Maintenance
+from ..core.headers import TOKEN
 
 CORS_KEYS = yaml_keys(Cors)
 MAINTENANCE_KEYS = yaml_keys(Maintenance)
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a method or a header name
 _HOST = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:.]+\]")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 BAD = object()  # a value reported as a problem (None is a value some keys take)
@@ -132,7 +132,7 @@ def _names(check: Checker, path: str, value: Any, upper: bool = False) -> Any:
         return BAD
     names = []
     for index, item in enumerate(value):
-        if isinstance(item, str) and _TOKEN.fullmatch(item):
+        if isinstance(item, str) and TOKEN.fullmatch(item):
             names.append(item.upper() if upper else item)
         else:
             check.fail(f"{path}[{index}]", item, "is not " + ("an HTTP method" if upper else "a header name"))

@@ -36,6 +36,7 @@ from typing import Mapping
 from multidict import CIMultiDict
 
 from .settings import CORS_EXPOSED, Cors
+from .headers import TOKEN
 
 ALLOW_ORIGIN = "Access-Control-Allow-Origin"
 ALLOW_CREDENTIALS = "Access-Control-Allow-Credentials"
@@ -47,7 +48,6 @@ _REPLACED = (ALLOW_ORIGIN, ALLOW_CREDENTIALS, EXPOSE_HEADERS)
 # An Origin as browsers serialize it: scheme, host, port; lower case, default port left out.
 _ORIGIN = re.compile(r"https?://(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)*"
                      r"|\[[0-9a-f:.]+\])(?::[0-9]{1,5})?")
-_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 token: a method or a header name
 _MAX_REQUEST_HEADERS = 1000  # characters of Access-Control-Request-Headers echoed; browsers send a few names
 
 
@@ -186,6 +186,6 @@ def _echo(request_headers: str | None) -> str:
     if not request_headers or len(request_headers) > _MAX_REQUEST_HEADERS:
         return ""
     names = [name.strip() for name in request_headers.split(",") if name.strip()]
-    if not all(_TOKEN.fullmatch(name) for name in names):
+    if not all(TOKEN.fullmatch(name) for name in names):
         return ""
     return ", ".join(names)

@@ -47,6 +47,7 @@ ACTIONABLE = frozenset(
 )
 _ACTIONABLE_LOWER = frozenset(name.lower() for name in ACTIONABLE)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
+TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token: a method, a header name
 VIA = "errorproxy"
 
 log = logging.getLogger("errorproxy")

@@ -17,17 +17,13 @@ concurrency statuses.
 from __future__ import annotations
 
 import html
-import json
 import logging
 import re
-import zlib
-from dataclasses import dataclass
 from typing import Any, Mapping
-
-import orjson
 
 from . import field_errors, scrub, versions
 from .pointer import MISSING, resolve
+from .reply import Parsed, UpstreamReply, decode_body, parse
 from .problem import CONCURRENCY_STATUSES, Problem, default_detail
 from .settings import ErrorPolicy, ErrorRule, SuccessFalse
 from .status import reason
@@ -45,93 +41,6 @@ _MAX_TEXT_DETAIL = 300
 _TAG = re.compile(r"<[^<>]{0,2000}>")
 _SPACE = re.compile(r"\s+")
 _TITLE = re.compile(r"<title[^>]{0,200}>([^<]{1,300})</title>", re.IGNORECASE)
-
-
-@dataclass(slots=True)
-class UpstreamReply:
-    """An upstream response under interception."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes | None  # None: larger than the cap (or undecodable), not parsed
-
-    @property
-    def media_type(self) -> str:
-        return self.headers.get("Content-Type", "").partition(";")[0].strip().lower()
-
-
-@dataclass(slots=True)
-class Parsed:
-    text: str
-    document: Any  # the parsed JSON value, or MISSING
-
-
-def decode_body(raw: bytes | None, encoding: str, cap: int) -> bytes | None:
-    """Undo a Content-Encoding within `cap` bytes of output; None past the cap or on bad data.
-
-    A decompression bomb stops at the cap: output is produced at most cap+1 bytes at a time.
-    """
-    if raw is None:
-        return None
-    encoding = encoding.strip().lower()
-    if encoding in ("", "identity"):
-        return raw
-    try:
-        if encoding in ("gzip", "x-gzip", "deflate"):
-            wbits = 31 if "gzip" in encoding else (15 if raw[:1] == b"\x78" else -15)
-            decoder = zlib.decompressobj(wbits)
-            out = decoder.decompress(raw, cap + 1)
-            # A stream cut short decodes without error: only `eof` tells it from a whole one.
-            return out if len(out) <= cap and decoder.eof and not decoder.unconsumed_tail else None
-        if encoding == "br":
-            return _brotli(raw, cap)
-    except (zlib.error, ValueError, OSError):
-        return None
-    return None
-
-
-def _brotli(raw: bytes, cap: int) -> bytes | None:
-    import brotli  # Brotli >= 1.2: the first release whose decoder can bound its output
-
-    decoder = brotli.Decompressor()
-    try:
-        out = decoder.process(raw, output_buffer_limit=cap + 1)
-    except brotli.error:
-        return None
-    return out if len(out) <= cap and decoder.is_finished() else None
-
-
-def parse(reply: UpstreamReply, body: bytes | None) -> Parsed:
-    from .charset import decode
-
-    if body is None:
-        return Parsed("", MISSING)
-    # Any charset the upstream names, real or not, decodes or falls back to UTF-8: never raises.
-    text = decode(body, reply.headers.get("Content-Type", ""))
-    document: Any = MISSING
-    if "json" in reply.media_type or text.lstrip()[:1] in ("{", "["):
-        document = _loads(text)
-        try:
-            # json.loads takes what no JSON can be written with: a lone surrogate ("\ud800"), or an
-            # integer past 64 bits when orjson refused the body for another reason (1e400). Kept, it
-            # would fail the problem's own JSON later; a body with one is not read as JSON at all.
-            orjson.dumps(document)
-        except orjson.JSONEncodeError:
-            document = MISSING
-    return Parsed(text, document)
-
-
-def _loads(text: str) -> Any:
-    """The JSON document in `text`, or MISSING. orjson first; json for what orjson refuses
-    and JSON allows (integers past 64 bits)."""
-    try:
-        return orjson.loads(text)
-    except ValueError:
-        pass
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError):  # "[[[[..." deeper than the interpreter's stack
-        return MISSING
 
 
 def select_rule(policy: ErrorPolicy, reply: UpstreamReply, parsed: Parsed) -> ErrorRule | None:
@@ -194,7 +103,7 @@ def normalize(
               if final in FIELD_ERROR_STATUSES and policy.field_errors and policy.expose_upstream_detail else [])
     if fields:
         problem.extensions["errors"] = fields  # in place of an upstream problem's own, whatever its shape
-    detail = _detail(policy, rule, reply, parsed, upstream_problem,
+    detail = _detail(policy, rule, reply, parsed, upstream_problem, unsafe,
                      _FIELD_DETAIL_POINTERS if fields else COMMON_DETAIL_POINTERS)
     problem.detail = detail or (field_errors.summary(fields) if fields else default_detail(final))
     if final in VERSION_STATUSES:
@@ -226,7 +135,9 @@ def _unsafe(parsed: Parsed) -> str | None:
 
 
 def _detail(policy: ErrorPolicy, rule: ErrorRule | None, reply: UpstreamReply, parsed: Parsed,
-            upstream_problem: dict | None, pointers: tuple[str, ...] = COMMON_DETAIL_POINTERS) -> str | None:
+            upstream_problem: dict | None, unsafe: str | None,
+            pointers: tuple[str, ...] = COMMON_DETAIL_POINTERS) -> str | None:
+    """The upstream's own message, when one is found and safe; `unsafe` is the body's verdict."""
     if rule is not None and rule.detail:
         return rule.detail
     if rule is not None and rule.detail_pointer is not None:
@@ -241,7 +152,7 @@ def _detail(policy: ErrorPolicy, rule: ErrorRule | None, reply: UpstreamReply, p
             if found:
                 return found
         return None
-    return _text_detail(reply, parsed.text)
+    return _text_detail(reply, parsed.text, unsafe)
 
 
 def _safe_text(value: Any) -> str | None:
@@ -253,12 +164,12 @@ def _safe_text(value: Any) -> str | None:
     return text
 
 
-def _text_detail(reply: UpstreamReply, text: str) -> str | None:
-    """A short, safe line from a text, HTML or XML body."""
+def _text_detail(reply: UpstreamReply, text: str, unsafe: str | None) -> str | None:
+    """A short, safe line from a text, HTML or XML body (`unsafe`: the whole body's verdict,
+    passed in so a long body is scanned once)."""
     media = reply.media_type
     if "html" in media or "xml" in media:
-        # normalize has just asked about this same text: scrub keeps that verdict, no second scan.
-        if scrub.unsafe_reason(text):
+        if unsafe:
             return None
         title = _TITLE.search(text)
         text = title.group(1) if title and "html" in media else _TAG.sub(" ", text)

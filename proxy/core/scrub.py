@@ -114,7 +114,7 @@ def unsafe_reason(text: str) -> str | None:
     """
     if len(text) <= _SHORT:
         return _short_reason(text)
-    return _long_reason(text)
+    return _reason(text)
 
 
 def _reason(text: str) -> str | None:
@@ -122,13 +122,6 @@ def _reason(text: str) -> str | None:
         if check.search(text):
             return reason
     return None
-
-
-@functools.lru_cache(maxsize=1)
-def _long_reason(text: str) -> str | None:
-    # An HTML or XML body is asked about twice, for the log and before its title becomes the
-    # detail: the second answer is kept from the first (hashing the text costs microseconds).
-    return _reason(text)
 
 
 @functools.lru_cache(maxsize=4096)
