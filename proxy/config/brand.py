@@ -12,6 +12,7 @@ from typing import Any
 from .logo import check_logo
 from ..core.language import LANGUAGES, supported
 from .problems import Checker
+from .values import key_path
 
 # `brand` is a plain mapping in the settings (Settings.brand), not a dataclass: its keys are listed here.
 BRAND_KEYS = frozenset({"name", "logo_url", "logo_file", "support_url", "accent_color", "footer_text", "lang"})
@@ -24,7 +25,7 @@ _TEMPLATE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.html")
 def check_brand(check: Checker, path: str, value: Any) -> dict[str, str]:
     brand = check.strings(path, value)
     for key in brand.keys() - BRAND_KEYS:
-        check.problems.append(f"{path}.{key}: unknown key (known keys: {', '.join(sorted(BRAND_KEYS))})")
+        check.problems.append(f"{key_path(path, key)}: unknown key (known keys: {', '.join(sorted(BRAND_KEYS))})")
     rules = (
         ("accent_color", _COLOR, "is not a colour (#rgb or #rrggbb)"),
         ("support_url", _URL, "is not an http(s) URL or a path starting with /"),

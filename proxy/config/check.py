@@ -113,7 +113,7 @@ def _defined(names: Iterable[str]) -> str:
     """The upstream names a route may use, for a problem line: ten at most, each cut at 40 characters.
 
     >>> _defined(["b", "a", "bad\\nname", "x" * 50]), _defined([])
-    ('a, b, xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…', 'none')
+    ('a, b, xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…', 'none')
     """
     valid = sorted(name for name in names if _NAME.fullmatch(name))
     shown = ", ".join(name if len(name) <= 40 else name[:39] + "…" for name in valid[:10])

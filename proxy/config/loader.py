@@ -27,6 +27,7 @@ from .parse import YAMLProblem, parse_yaml
 from .policy import check_policy
 from .problems import Checker
 from .transport import check_listen, check_listen_mode, check_listener_tls
+from .values import key_path
 from .variables import expand
 from ..core.settings import DEFAULT_MAX_BODY, Settings
 
@@ -133,7 +134,7 @@ def from_mapping(data: Any, source: str) -> Settings:
     messages = check_messages(check, "messages", top.get("messages", {}))
     templates_dir = check_templates_dir(check, "templates_dir", top["templates_dir"]) if "templates_dir" in top else None
     upstreams = {
-        name: check_upstream(check, f"upstreams.{name}", name, spec)
+        name: check_upstream(check, key_path("upstreams", name), name, spec)
         for name, spec in check.mapping("upstreams", top.get("upstreams"), None, required=True).items()
     }
     defaults = check.mapping("defaults", top.get("defaults", {}), _ROUTE_POLICY_KEYS)

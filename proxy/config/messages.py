@@ -28,6 +28,7 @@ from typing import Any
 
 from ..core.language import LANGUAGES
 from .problems import Checker
+from .values import key_path
 
 _PLACEHOLDER = re.compile(r"%(?:\((?P<name>[^)]*)\)s|(?P<percent>%))?")
 _LOWER = {language.lower(): language for language in LANGUAGES}
@@ -41,14 +42,14 @@ def check_messages(check: Checker, path: str, value: Any) -> dict[str, dict[str,
     for key, texts in check.mapping(path, value, None).items():
         language = _LOWER.get(key.lower())
         if language is None:
-            check.fail(f"{path}.{key}", key, f"is not a language of the built-in texts ({KNOWN})")
+            check.fail(key_path(path, key), key, f"is not a language of the built-in texts ({KNOWN})")
             continue
         if language in out:
-            check.fail(f"{path}.{key}", key, f"is {language} again (written another way above)")
+            check.fail(key_path(path, key), key, f"is {language} again (written another way above)")
             continue
         out[language] = {}
-        for id, text in check.strings(f"{path}.{key}", texts).items():
-            where = f"{path}.{key}.{id}"
+        for id, text in check.strings(key_path(path, key), texts).items():
+            where = key_path(key_path(path, key), id)
             if id not in sources:
                 close = difflib.get_close_matches(id, sources, n=1)
                 check.fail(where, id, "is not a message id" + (f" (did you mean {close[0]}?)" if close else ""))

@@ -13,7 +13,7 @@ from typing import Any, Collection
 
 from .keys import yaml_keys
 from .problems import Checker
-from .values import json_problems, read_size
+from .values import json_problems, key_path, read_size
 from ..core.pointer import is_pointer
 from ..core.settings import ErrorPolicy, ErrorRule, SuccessFalse
 from ..core.status import StatusSet, is_status
@@ -150,7 +150,7 @@ def _rule(check: Checker, path: str, value: Any) -> ErrorRule | None:
         if _pointer(check, f"{path}.json_equals", pointer) is None:
             continue
         # A value JSON cannot hold (an unquoted date, say) would silently never match.
-        unmatchable = list(json_problems(expected, f"{path}.json_equals.{pointer}"))
+        unmatchable = list(json_problems(expected, key_path(f"{path}.json_equals", pointer)))
         for where, item, message in unmatchable:
             check.fail(where, item, message)
         if not unmatchable:
@@ -167,7 +167,7 @@ def _rule(check: Checker, path: str, value: Any) -> ErrorRule | None:
     detail_pointer = _pointer(check, f"{path}.detail_pointer", spec["detail_pointer"]) if "detail_pointer" in spec else None
     extensions = []
     for name, pointer in check.mapping(f"{path}.extensions", spec.get("extensions"), None).items():
-        if _pointer(check, f"{path}.extensions.{name}", pointer) is not None:
+        if _pointer(check, key_path(f"{path}.extensions", name), pointer) is not None:
             extensions.append((name, pointer))
     rewrite = _status(check, f"{path}.rewrite_status", spec["rewrite_status"]) if "rewrite_status" in spec else None
     if status is None:

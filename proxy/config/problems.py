@@ -20,7 +20,7 @@ import warnings
 from typing import Any, Callable, Collection, Mapping, TypeVar
 
 from ..core.settings import Address, IPNetwork
-from .values import show
+from .values import key_path, short_path, show
 
 T = TypeVar("T")
 Converter = Callable[[object], Any]  # raises ValueError whose text ends the problem line
@@ -34,10 +34,10 @@ class Checker:
         self.problems: list[str] = []
 
     def fail(self, path: str, value: Any, message: str) -> None:
-        self.problems.append(f"{path}: {show(value)} {message}")
+        self.problems.append(f"{short_path(path)}: {show(value)} {message}")
 
     def missing(self, path: str, why: str) -> None:
-        self.problems.append(f"{path}: missing: {why}")
+        self.problems.append(f"{short_path(path)}: missing: {why}")
 
     def mapping(self, path: str, value: Any, allowed: Collection[str] | None, *,
                 required: bool = False) -> dict[str, Any]:
@@ -51,8 +51,7 @@ class Checker:
         for key in value:
             if not isinstance(key, str) or (allowed is not None and key not in allowed):
                 known = f" (known keys: {', '.join(sorted(allowed))})" if allowed else ""
-                name = key if isinstance(key, str) else show(key, 40)
-                self.problems.append(f"{path + '.' if path else ''}{name}: unknown key{known}")
+                self.problems.append(f"{short_path(key_path(path, key))}: unknown key{known}")
         return {k: v for k, v in value.items() if isinstance(k, str) and (allowed is None or k in allowed)}
 
     def convert(self, path: str, value: object, converter: Callable[[object], T]) -> T | None:
@@ -81,7 +80,7 @@ class Checker:
                     continue
                 except ValueError:  # an integer past str()'s 4300-digit limit
                     pass
-            self.fail(f"{path}.{key}", item, "must be a string")
+            self.fail(key_path(path, key), item, "must be a string")
         return out
 
     def regex(self, path: str, value: Any) -> re.Pattern[str] | None:

@@ -27,6 +27,7 @@ MAX_SIZE = 1024**4  # 1TiB: past any buffer a request or a header could need; nu
 MAX_COUNT = 1_000_000  # connections, headers or retries; far past any real need
 MAX_JSON_INT = 2**63  # json_template integers must fit 64 bits: the JSON encoder takes no more
 SHOWN = 120  # most characters of a value quoted in a problem: a problem is a line, not a dump
+MAX_PATH = 200  # most characters of a key path in a problem: 100 levels of 60-character keys would be 6000
 
 
 def read_duration(value: object) -> float:
@@ -118,7 +119,7 @@ def json_problems(value: Any, path: str, seen: set[int] | None = None, depth: in
             if isinstance(value, dict) and not isinstance(key, str):
                 yield path, key, "is not a string key (JSON object keys are strings: quote it)"
                 continue
-            where = path + key if isinstance(value, list) else f"{path}.{key}"
+            where = path + key if isinstance(value, list) else key_path(path, key)
             yield from json_problems(item, where, seen, depth + 1)
     elif isinstance(value, bool) or value is None or isinstance(value, str):
         return
@@ -136,6 +137,37 @@ def json_problems(value: Any, path: str, seen: set[int] | None = None, depth: in
         yield path, value, "is a date, not a JSON value: quote it to keep it as text"
     else:
         yield path, value, "is not a JSON value (string, number, true, false, null, list or mapping)"
+
+
+def key_path(path: str, key: object) -> str:
+    """The path of `key` inside the mapping at `path`, for a problem line.
+
+    A key is written as it is when it reads plainly on one line; otherwise
+    (a line break, a control character, 60 characters or more, not a string)
+    it is quoted as `show` quotes values, so a problem stays one short line.
+
+    >>> key_path("upstreams", "legacy"), key_path("", "listen"), key_path("brand", 7)
+    ('upstreams.legacy', 'listen', 'brand.7')
+    >>> key_path("upstreams", "a\\nb"), key_path("messages", "x" * 99)[:20]
+    ('upstreams."a\\\\nb"', 'messages."xxxxxxxxxx')
+    """
+    plain = isinstance(key, str) and 0 < len(key) < 60 and key.isprintable()
+    name = key if plain else show(key, 40)
+    return f"{path}.{name}" if path else name
+
+
+def short_path(path: str) -> str:
+    """`path`, cut in the middle past MAX_PATH characters: its start and its end say where.
+
+    >>> short_path("defaults.json_template" + ".deeper" * 40 + ".x")[-29:]
+    'deeper.deeper.deeper.deeper.x'
+    >>> len(short_path("a" * 5000))
+    200
+    """
+    if len(path) <= MAX_PATH:
+        return path
+    half = MAX_PATH // 2
+    return f"{path[:half]}…{path[-(MAX_PATH - half - 1):]}"
 
 
 def show(value: object, limit: int = SHOWN) -> str:
@@ -159,7 +191,7 @@ def show(value: object, limit: int = SHOWN) -> str:
 
     def walk(item: object) -> bool:
         if isinstance(item, str):
-            return put(json.dumps(item[:limit], ensure_ascii=False))
+            return put(_visible(json.dumps(item[:limit], ensure_ascii=False)))
         if item is None or isinstance(item, bool):
             return put(json.dumps(item))
         if isinstance(item, int):
@@ -187,6 +219,20 @@ def show(value: object, limit: int = SHOWN) -> str:
     walk(value)
     text = "".join(parts)
     return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
+def _visible(quoted: str) -> str:
+    """`quoted` with what JSON leaves raw but a terminal does not show as itself escaped too.
+
+    json.dumps escapes only C0 controls: U+2028, NEL (U+0085) and the C1 controls
+    would break a problem line in two or drive the terminal it is printed on.
+
+    >>> _visible('"a\\u2028b\\x9b"')
+    '"a\\\\u2028b\\\\u009b"'
+    """
+    if quoted.isprintable():
+        return quoted
+    return "".join(char if char.isprintable() else json.dumps(char)[1:-1] for char in quoted)
 
 
 def _text(item: object) -> str:

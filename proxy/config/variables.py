@@ -36,7 +36,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 from yaml.nodes import ScalarNode
 
-from .values import show
+from .values import key_path, short_path, show
 
 TEMPLATED = frozenset({"json_template"})  # keys whose values are templates of their own, left as written
 _REFERENCE = re.compile(r"\$\$\{|\$\{")  # an escape or a reference begins
@@ -67,7 +67,7 @@ def expand(data: Any, env: Mapping[str, str]) -> tuple[Any, list[str]]:
     def walk(value: Any, path: str, expanding: bool) -> Any:
         if isinstance(value, dict):
             return {str(key) if isinstance(key, Plain) else key:
-                    walk(item, _join(path, key), expanding and key not in TEMPLATED)
+                    walk(item, key_path(path, key), expanding and key not in TEMPLATED)
                     for key, item in value.items()}
         if isinstance(value, list):
             return [walk(item, f"{path}[{index}]", expanding) for index, item in enumerate(value)]
@@ -78,7 +78,7 @@ def expand(data: Any, env: Mapping[str, str]) -> tuple[Any, list[str]]:
         try:
             text = expand_text(value, env)
         except VariableProblem as exc:
-            problems.append(f"{path or '(top level)'}: {exc}")
+            problems.append(f"{short_path(path) or '(top level)'}: {exc}")
             return str(value)
         return _as_yaml(text) if isinstance(value, Plain) and _WHOLE.fullmatch(value) else text
 
@@ -139,8 +139,3 @@ def _as_yaml(text: str) -> Any:
         return _CONSTRUCTOR.yaml_constructors[tag](_CONSTRUCTOR, ScalarNode(tag, text))
     except (ValueError, OverflowError):  # an integer past int()'s digit limit: the checks report the text
         return text
-
-
-def _join(path: str, key: Any) -> str:
-    name = key if isinstance(key, str) else show(key, 40)
-    return f"{path}.{name}" if path else name
