@@ -1,6 +1,6 @@
 """The public listener's sockets: TCP or a Unix socket, with TLS or without, and the https redirect.
 
-    listen: 0.0.0.0:8443 + tls         ─▶ TCPSite with the listener's SSLContext
+    listen: 0.0.0.0:8443 + tls         ─▶ AcceptingSite (acceptor.py) with the listener's SSLContext
     listen: unix:/run/errorproxy.sock  ─▶ UnixSite, chmod to listen_mode, removed again at stop
     tls.redirect_from: 0.0.0.0:8080    ─▶ a second, plain TCP listener answering 308 (`redirect`)
 """
@@ -18,8 +18,13 @@ from aiohttp import web
 
 from ..core.settings import Address, Settings, UnixAddress
 from ..http import aiohttp_private as private
+from .acceptor import AcceptingSite
 
 log = logging.getLogger("errorproxy")
+
+# Connections the kernel holds for us before they are accepted; the effective
+# value is capped by net.core.somaxconn (4096 on current Linux).
+BACKLOG = 4096
 
 
 async def start_public(runner: web.BaseRunner, settings: Settings, context: ssl.SSLContext | None,
@@ -29,13 +34,16 @@ async def start_public(runner: web.BaseRunner, settings: Settings, context: ssl.
     site: web.BaseSite
     if isinstance(listen, UnixAddress):
         _refuse_live_socket(listen.path)  # else the loop would remove another server's socket and take its place
-        site = web.UnixSite(runner, listen.path, ssl_context=context, backlog=1024)
+        site = web.UnixSite(runner, listen.path, ssl_context=context, backlog=BACKLOG)
         await site.start()
         if settings.listen_mode is not None:
             os.chmod(listen.path, settings.listen_mode)
     else:
-        site = web.TCPSite(runner, listen.host, listen.port, ssl_context=context, backlog=1024,
-                           reuse_port=reuse_port or None)
+        if hasattr(socket, "AF_UNIX"):  # POSIX: a selector under the loop, so add_reader works
+            site = AcceptingSite(runner, listen.host, listen.port, ssl_context=context, backlog=BACKLOG,
+                                 reuse_port=reuse_port)
+        else:  # Windows' proactor loop has no add_reader: aiohttp's own site
+            site = web.TCPSite(runner, listen.host, listen.port, ssl_context=context, backlog=BACKLOG)
         await site.start()
     return site
 
