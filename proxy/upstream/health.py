@@ -6,8 +6,9 @@ balancer (`Balancer.mark`): a failed check takes the target out of rotation,
 a passed one puts it back. A check is its own short connection, outside the
 pool, so it never waits behind requests for a free connection and never
 takes one from them; it is made as the pool makes its connections (TCP, TLS
-with the pool's context for `https://`, or the Unix socket), and only the
-answer's status line is read.
+with the pool's context for `https://`, or the Unix socket). The verdict is
+the status line's; the rest of the answer is read to its end (a little, for
+a moment) so the connection closes cleanly on both sides.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ log = logging.getLogger("errorproxy.upstream")
 
 _STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([0-9]{3})(?: [^\r\n]*)?\r?\n")
 _LINE_LIMIT = 8192  # a status line longer than this is no answer to a health check
+_REST = 64 * 1024  # most bytes read after the status line, before closing anyway
+_CLOSE_TIME = 0.5  # seconds, at most, for the connection to close once the verdict is in
 
 
 async def probe(target: URL, check: HealthCheck, tls: ssl.SSLContext | None = None,
@@ -36,37 +39,60 @@ async def probe(target: URL, check: HealthCheck, tls: ssl.SSLContext | None = No
     """None if `target` answers `GET check.path` with an expected status within `check.timeout`; else why not.
 
     `tls` (and `sni`, the name to send and check) for an `https://` target.
-    The answer is read up to its status line, then the connection is closed.
+    The verdict is the status line's; then the connection is closed once the
+    answer ends (`Connection: close`), or past `_REST` bytes or `_CLOSE_TIME`.
     """
     request = (f"GET {check.path} HTTP/1.1\r\nHost: {authority(target)}\r\n"
                "User-Agent: errorproxy-health-check\r\nAccept: */*\r\nConnection: close\r\n\r\n")
     host, port = dial_key(target)
-    writer = None
+    writer: asyncio.StreamWriter | None = None
     try:
-        async with asyncio.timeout(check.timeout):
-            if is_unix(target):
-                reader, writer = await asyncio.open_unix_connection(host, limit=_LINE_LIMIT)
-            else:
-                reader, writer = await asyncio.open_connection(host, port, limit=_LINE_LIMIT, ssl=tls,
-                                                               server_hostname=(sni or host) if tls else None)
-            writer.write(request.encode("ascii", "surrogateescape"))
-            line = await reader.readline()
-    except TimeoutError:
-        return f"no answer within {check.timeout:g}s"
-    except ValueError:  # StreamReader: the line is longer than its limit
-        return "not an HTTP response (a status line too long)"
-    except ssl.SSLError as exc:
-        return failure(exc).words
-    except OSError as exc:
-        return (exc.strerror or type(exc).__name__).lower()
+        try:
+            async with asyncio.timeout(check.timeout):
+                if is_unix(target):
+                    reader, writer = await asyncio.open_unix_connection(host, limit=_LINE_LIMIT)
+                else:
+                    reader, writer = await asyncio.open_connection(host, port, limit=_LINE_LIMIT, ssl=tls,
+                                                                   server_hostname=(sni or host) if tls else None)
+                writer.write(request.encode("ascii", "surrogateescape"))
+                line = await reader.readline()
+        except TimeoutError:
+            return f"no answer within {check.timeout:g}s"
+        except ValueError:  # StreamReader: the line is longer than its limit
+            return "not an HTTP response (a status line too long)"
+        except ssl.SSLError as exc:
+            return failure(exc).words
+        except OSError as exc:
+            return (exc.strerror or type(exc).__name__).lower()
+        match = _STATUS_LINE.fullmatch(line)
+        if match is None:
+            return "not an HTTP response" if line else "the connection closed without an answer"
+        await _rest(reader)
+        status = int(match.group(1))
+        return None if status in check.expect else f"status {status}"
     finally:
         if writer is not None:
-            writer.close()
-    match = _STATUS_LINE.fullmatch(line)
-    if match is None:
-        return "not an HTTP response" if line else "the connection closed without an answer"
-    status = int(match.group(1))
-    return None if status in check.expect else f"status {status}"
+            await _close(writer)
+
+
+async def _rest(reader: asyncio.StreamReader) -> None:
+    """Read what follows the status line, up to `_REST` bytes and `_CLOSE_TIME`: the upstream closes after it."""
+    left = _REST
+    try:
+        async with asyncio.timeout(_CLOSE_TIME):
+            while left > 0 and (chunk := await reader.read(min(left, 16384))):
+                left -= len(chunk)
+    except (OSError, TimeoutError):
+        pass  # the verdict is in; how the connection ends does not change it
+
+
+async def _close(writer: asyncio.StreamWriter) -> None:
+    writer.close()
+    try:
+        async with asyncio.timeout(_CLOSE_TIME):
+            await writer.wait_closed()
+    except (OSError, TimeoutError):
+        pass
 
 
 async def watch(upstream: UpstreamSettings, index: int, balancer: Balancer, tls: ssl.SSLContext | None) -> None:

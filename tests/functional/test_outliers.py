@@ -161,30 +161,42 @@ async def test_readiness_needs_a_target_not_ejected_in_each_upstream(aiohttp_ser
         assert await _bodies(client, proxy.url, 4) == ["b"] * 4
 
 
+@pytest.fixture
+async def served():
+    """`await served(app, ...)`: `certs.serve`, its runners cleaned up after the proxy has stopped."""
+    runners = []
+
+    async def start(app: web.Application, **options) -> str:
+        runner, url = await serve(app, **options)
+        runners.append(runner)
+        return url
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
 @pytest.mark.parametrize("transport", ["https", "unix"])
-async def test_health_checks_reach_tls_and_unix_socket_targets(tmp_path, start_proxy, transport):
+async def test_health_checks_reach_tls_and_unix_socket_targets(tmp_path, served, start_proxy, transport):
     """A check is made as the pool connects: TLS with the upstream's CA for https://, the socket for unix:."""
     target = Target("t")
     target.health = 503
     if transport == "https":
         ca = trustme.CA()
-        runner, url = await serve(target.app(), ssl_context=server_context(issue(ca, tmp_path, "upstream")))
+        url = await served(target.app(), ssl_context=server_context(issue(ca, tmp_path, "upstream")))
         tls = f"tls: {{ca_file: {ca_file(ca, tmp_path)}}}"
     else:
-        runner, url = await serve(target.app(), unix=tmp_path / "app.sock")
+        url = await served(target.app(), unix=tmp_path / "app.sock")
         tls = ""
-    try:
-        check = "health_check: {path: /health, interval: 100ms, timeout: 1s}"
-        proxy = await start_proxy(config_yaml(url, upstream=f"{tls}\n{check}"))
-        async with aiohttp.ClientSession() as client:
-            assert await _bodies(client, proxy.url, 1) == ["t"]  # the upstream's first use starts its checks
-            await _until(lambda: "failed its health check (GET /health: status 503)" in proxy.log(),
-                         "the failed check logged")
-            target.health = 200
-            await _until(lambda: "passed its health check" in proxy.log(), "the passing check logged")
-            assert await _bodies(client, proxy.url, 2) == ["t", "t"]
-    finally:
-        await runner.cleanup()
+    check = "health_check: {path: /health, interval: 100ms, timeout: 1s}"
+    proxy = await start_proxy(config_yaml(url, upstream=f"{tls}\n{check}"))
+    async with aiohttp.ClientSession() as client:
+        assert await _bodies(client, proxy.url, 1) == ["t"]  # the upstream's first use starts its checks
+        await _until(lambda: "failed its health check (GET /health: status 503)" in proxy.log(),
+                     "the failed check logged")
+        target.health = 200
+        await _until(lambda: "passed its health check" in proxy.log(), "the passing check logged")
+        assert await _bodies(client, proxy.url, 2) == ["t", "t"]
     where = str(tmp_path / "app.sock") if transport == "unix" else url.removeprefix("https://")
     assert f"target {where} failed its health check" in proxy.log()
     assert target.checks >= 2

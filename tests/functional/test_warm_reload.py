@@ -70,7 +70,9 @@ async def test_reloads_under_load_keep_the_pool(aiohttp_server, start_proxy):
                     failures.append(repr(exc))
 
     load = [asyncio.ensure_future(client()) for _ in range(CLIENTS)]
-    await asyncio.sleep(0.3)  # the pool fills
+    deadline = time.monotonic() + 10
+    while sent[0] < 200 and time.monotonic() < deadline:  # the pool fills, however loaded the machine
+        await asyncio.sleep(0.02)
     before = len(connections)
     for number in range(20):  # the same file each time: every upstream unchanged
         await _reload(proxy, number, number)
