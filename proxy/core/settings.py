@@ -125,7 +125,9 @@ class UpstreamSettings:
     targets: tuple[URL, ...] = ()  # every address of this upstream, used round robin; () means (url,)
     eject_for: float = 10.0  # an ejected target is skipped this long (doubled per ejection in a row), then probed
     max_eject_for: float = 60.0  # the doubling stops here
-    eject_after: int = 5  # consecutive 5xx answers or failures after connecting that eject a target; 0: never
+    # Consecutive 5xx answers or failures after connecting that eject a target; 0 (the default): never.
+    # Opt-in, as Envoy's outlier detection: upstreams behind this proxy often answer 5xx on purpose.
+    eject_after: int = 0
     retries: int = 2  # extra tries of a request, each after a failure `retry_on` names
     retry_backoff: float = 0.05  # first retry delay, doubled on each further try
     retry_on: frozenset[str] = frozenset({"connect"})  # of RETRY_REASONS

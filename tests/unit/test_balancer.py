@@ -215,11 +215,11 @@ def test_from_settings_takes_the_upstream_values():
 
 
 def test_default_settings_keep_todays_retry_rule():
-    """Without the new keys: connect failures only, two retries, five failures in a row eject."""
+    """Without the new keys: connect failures only, two retries, and answers never eject (eject_after: 0)."""
     upstream = UpstreamSettings(name="app", url=URL("http://127.0.0.1:1"),
                                 targets=(URL("http://127.0.0.1:1"), URL("http://127.0.0.1:2"), URL("http://127.0.0.1:3")))
     balancer = Balancer.from_settings(upstream, Clock())
     assert balancer.retry_delay("connect", 1, idempotent=False, body_started=False) == 0.05
     assert all(balancer.retry_delay(reason, 1, idempotent=True, body_started=False) is None
                for reason in ("reset", "502", "503", "504"))
-    assert [balancer.report(0, FAILED) for _ in range(5)] == [None] * 4 + [10]
+    assert [balancer.report(0, FAILED) for _ in range(50)] == [None] * 50
