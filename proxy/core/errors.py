@@ -6,6 +6,7 @@
     ├── NoRoute                     404     destination_not_found
     ├── BodyTooLarge                413     (none)
     ├── VersionNotSupported         505     (none: a request line not HTTP/1.x)
+    ├── MethodNotAllowed            405     (none: CONNECT, a tunnel a reverse proxy does not open)  Allow
     ├── UpstreamError               502     proxy_internal_error
     │   ├── ConnectionRefused       502     connection_refused
     │   ├── ConnectionTimeout       504     connection_timeout
@@ -86,6 +87,19 @@ class VersionNotSupported(ProxyError):
     detail = "Only HTTP/1.0 and HTTP/1.1 requests are served here."
     proxy_status = None
     closes_connection = True
+
+
+class MethodNotAllowed(ProxyError):
+    """CONNECT: a request for a tunnel, which is a forward proxy's job. nginx answers it 405 too."""
+
+    status = 405
+    title = "Method Not Allowed"
+    detail = "This method is not allowed here. The Allow header lists the ones that are."
+    proxy_status = None
+    # What follows a CONNECT's head is tunnel bytes to llhttp and another request to the
+    # Python parser: neither can be trusted, so the connection closes after the answer.
+    closes_connection = True
+    keep = (("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS, TRACE"),)
 
 
 class NoRoute(ProxyError):

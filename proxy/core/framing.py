@@ -12,16 +12,29 @@ is parsed, so a client gets one answer:
     (True, 505, 400)
     >>> method_is_valid(b"GET"), method_is_valid(b"get"), method_is_valid(b"M-SEARCH")
     (True, False, True)
+    >>> method_error("GET") is None, method_error("CONNECT").status
+    (True, 405)
+    >>> upgrade = {"Upgrade": "websocket", "Connection": "Upgrade"}
+    >>> upgrade_error("GET", CIMultiDict(upgrade)), upgrade_error("GET", CIMultiDict(upgrade, **{"Content-Length": "5"})).status
+    (None, 400)
+    >>> target_is_valid(b"/a?b=%C3%A9"), target_is_valid(b"/\\xc3\\xa9"), target_is_valid(b"/\\x7f")
+    (True, False, False)
 """
 
 from __future__ import annotations
 
+import re
+
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from . import errors
+from .headers import connection_tokens
 
 # llhttp's own bound (a chunk size must fit 64 bits); the Python parser has none.
 MAX_CHUNK_SIZE = 2**64 - 1
 _HEAD_END = b"\r\n\r\n"
 _SERVED = ((1, 0), (1, 1))
+_PAST_ASCII = re.compile(rb"[\x7f-\xff]")
 
 
 def version_error(version: tuple[int, int]) -> errors.ProxyError | None:
@@ -47,6 +60,45 @@ def method_is_valid(method: bytes) -> bool:
     The token's own syntax is the parser's to check; this adds only the case.
     """
     return method == method.upper()
+
+
+def method_error(method: str) -> errors.ProxyError | None:
+    """None, but for CONNECT: a tunnel is a forward proxy's job, answered 405 (as nginx does).
+
+    Forwarded, a CONNECT made the upstream's 200 an unframed answer the client
+    waited on for good, and sent its body to the upstream as the start of a
+    next request.
+    """
+    return errors.MethodNotAllowed() if method == "CONNECT" else None
+
+
+def is_websocket_upgrade(method: str, headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> bool:
+    """A WebSocket handshake: a GET naming `websocket` in Upgrade and `upgrade` in Connection."""
+    return (method == "GET" and headers.get("Upgrade", "").lower() == "websocket"
+            and any(token.lower() == "upgrade" for token in connection_tokens(headers)))
+
+
+def upgrade_error(method: str, headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> errors.ProxyError | None:
+    """None, but for a WebSocket handshake that declares a body: 400.
+
+    The handshake goes upstream without a body, so its Content-Length would
+    promise bytes that never come (an upstream that reads them first, as h11
+    does, never answered); and llhttp reads them as the first WebSocket frames.
+    """
+    if not is_websocket_upgrade(method, headers):
+        return None
+    if "Transfer-Encoding" in headers or headers.get("Content-Length", "0") != "0":
+        return errors.BadRequest("A WebSocket handshake has no body.")
+    return None
+
+
+def target_is_valid(target: bytes) -> bool:
+    """A request target holds no DEL and no byte past ASCII (RFC 3986: those are percent-encoded).
+
+    llhttp refuses them; the Python parser takes them, as text with surrogates
+    where they are not UTF-8, which no upstream should be sent.
+    """
+    return _PAST_ASCII.search(target) is None
 
 
 def head_end(carry: bytes, data: bytes, start: int = 0) -> int:

@@ -14,7 +14,8 @@ from aiohttp import WSCloseCode, WSMsgType, hdrs, web
 from multidict import CIMultiDict
 
 from ..core import errors
-from ..core.headers import connection_tokens, downstream_response_headers
+from ..core.framing import is_websocket_upgrade
+from ..core.headers import downstream_response_headers
 from ..core.problem import Problem
 from ..core.settings import UpstreamSettings
 from ..upstream import Upstreams
@@ -34,11 +35,7 @@ _RESERVED_CODES = {1005, 1006, 1015}
 
 
 def is_upgrade(request: web.BaseRequest) -> bool:
-    return (
-        request.method == hdrs.METH_GET
-        and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
-        and any(token.lower() == "upgrade" for token in connection_tokens(request.headers))
-    )
+    return is_websocket_upgrade(request.method, request.headers)
 
 
 async def relay(request: web.BaseRequest, upstreams: Upstreams, upstream: UpstreamSettings, target: str,

@@ -11,8 +11,9 @@ disagree on what they accept. Each connection adds:
   connection is cut, which cancels the request and closes its upstream
   connection, freeing the pool slot;
 - one verdict on each request as it is parsed, whichever parser read it
-  (`core.framing`): HTTP/1.0 and HTTP/1.1 only, methods in upper case, chunk
-  sizes within 64 bits;
+  (`core.framing`): HTTP/1.0 and HTTP/1.1 only, methods in upper case and
+  never CONNECT, request targets in ASCII, WebSocket handshakes without a
+  body, chunk sizes within 64 bits;
 - a parse error after a request was handed on ends that request's body with
   the error, so its handler answers 400 at once (llhttp would leave it
   waiting for bytes that never come) and its upstream request is cancelled;
@@ -35,7 +36,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMethod, TransferEncodingError
+from aiohttp.http_exceptions import BadHttpMethod, InvalidURLError, TransferEncodingError
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
@@ -49,10 +50,13 @@ from ..http.render import render
 log = logging.getLogger("errorproxy")
 
 
-def _check_method(request_line: bytes) -> None:
-    method = request_line.partition(b" ")[0]
+def _check_request_line(request_line: bytes) -> None:
+    """What llhttp refuses and the Python parser would take: a lowercase method, a byte past ASCII in the target."""
+    method, _, rest = request_line.partition(b" ")
     if not framing.method_is_valid(method):
         raise BadHttpMethod(method.decode("ascii", "backslashreplace")[:40])
+    if not framing.target_is_valid(rest):
+        raise InvalidURLError(f"Invalid char in url path: {rest[:60]!r}")
 
 
 class ClientConnection(RequestHandler):
@@ -71,7 +75,7 @@ class ClientConnection(RequestHandler):
         self._body: StreamReader | None = None  # the body of the last request parsed, until it is complete
         self._carry = b""  # the last bytes read, for a header section end split between two reads
         self._refused = False  # a request was refused: nothing after it is parsed
-        private.check_request_lines(self, _check_method)
+        private.check_request_lines(self, _check_request_line)
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
@@ -117,6 +121,10 @@ class ClientConnection(RequestHandler):
                 refusal = (message, payload)
             elif (error := framing.version_error(message.version)) is not None:
                 refusal = private.refusal(error.status, error, "HTTP/%d.%d" % message.version)
+            elif (error := framing.method_error(message.method)) is not None:
+                refusal = private.refusal(error.status, error, message.method)
+            elif (error := framing.upgrade_error(message.method, message.headers)) is not None:
+                refusal = private.refusal(error.status, error, error.detail)
             else:
                 self._body = payload
                 index += 1
@@ -223,6 +231,6 @@ class ClientConnection(RequestHandler):
             error = errors.ProxyError()
             error.status = status
         problem = Problem.from_error(error, instance=None, request_id=rid)
-        response = render(problem)
+        response = render(problem, keep=error.keep)
         response.force_close()
         return response
