@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .logo import check_logo
 from ..core.language import LANGUAGES, supported
+from .logo import check_logo
 from .problems import Checker
 from .values import key_path
 

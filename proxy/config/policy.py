@@ -7,7 +7,6 @@ problem collector, with the same `path: value message` lines.
 from __future__ import annotations
 
 import dataclasses
-import re
 from types import MappingProxyType
 from typing import Any, Collection
 
@@ -17,6 +16,7 @@ from .values import json_problems, key_path, read_size
 from ..core.pointer import is_pointer
 from ..core.settings import ErrorPolicy, ErrorRule, SuccessFalse
 from ..core.status import StatusSet, is_status
+from ..core.headers import TOKEN
 
 POLICY_KEYS = yaml_keys(ErrorPolicy, {"rules": "errors"})  # `errors: [...]`, a list of rules
 _RULE_KEYS = yaml_keys(ErrorRule)
@@ -24,7 +24,6 @@ _SUCCESS_FALSE_KEYS = yaml_keys(SuccessFalse)
 _FORMATS = ("auto", "json", "html", "text", "passthrough")
 _STYLES = ("problem", "envelope", "custom")
 _ORIGINS = {"upstream": {"upstream"}, "proxy": {"proxy"}, "both": {"upstream", "proxy"}}
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 
 def check_policy(check: Checker, path: str, spec: dict[str, Any], base: ErrorPolicy = ErrorPolicy()) -> ErrorPolicy:
@@ -157,7 +156,7 @@ def _rule(check: Checker, path: str, value: Any) -> ErrorRule | None:
             json_equals.append((pointer, expected))
     header_matches = []
     for name, pattern in check.mapping(f"{path}.header_matches", spec.get("header_matches"), None).items():
-        if not _HEADER_NAME.fullmatch(name):
+        if not TOKEN.fullmatch(name):
             check.fail(f"{path}.header_matches", name, "is not a header name")
             continue
         compiled = check.regex(f"{path}.header_matches.{name}", pattern)

@@ -26,8 +26,8 @@ from aiohttp import web
 from yarl import URL
 
 from ..core.settings import Settings
-from ..upstream import Upstreams
 from ..core.targets import dial_key, is_unix
+from ..upstream import Upstreams
 from ..http.aiohttp_private import listening_urls
 from ..http.maintenance import Switches, status as maintenance_status
 from . import maintenance

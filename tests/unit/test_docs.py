@@ -12,9 +12,9 @@ from proxy.config import loader
 from proxy.config import brand as loader_brand
 
 from proxy.config import policy as loader_policy
-from proxy.config.resilience import HEALTH_CHECK_KEYS
 
 from proxy.config.concurrency import CONCURRENCY_KEYS
+from proxy.config.resilience import HEALTH_CHECK_KEYS
 
 from proxy.config import transport
 from proxy.config import gateway
