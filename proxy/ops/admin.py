@@ -31,6 +31,7 @@ from ..upstream import Upstreams
 from ..http.aiohttp_private import listening_urls
 from ..http.maintenance import Switches, status as maintenance_status
 from . import maintenance
+from .listeners import start_side
 
 log = logging.getLogger("errorproxy")
 
@@ -186,11 +187,9 @@ class Admin:
             return []
         runner = web.AppRunner(make_app(self.readiness), handle_signals=False, access_log=None, shutdown_timeout=1.0)
         await runner.setup()
-        site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port or None)
         try:
-            await site.start()
+            site = await start_side(runner, address, reuse_port)
         except OSError as exc:
-            await runner.cleanup()
             raise AdminListenError(exc.errno, exc.strerror or str(exc), f"admin {address}") from exc
         self._runner = runner
         urls = listening_urls(site)

@@ -79,14 +79,23 @@ async def start_redirect(server: web.Server, address: Address, reuse_port: bool)
     """Serve `server` (a `redirect.redirect_handler`) on plain HTTP at `address`; its runner and URLs."""
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
     await runner.setup()
-    site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port or None)
     try:
-        await site.start()
+        site = await start_side(runner, address, reuse_port)
     except OSError as exc:
-        await runner.cleanup()
         exc.address = f"tls.redirect_from {address}"  # type: ignore[attr-defined]  # for the command line's message
         raise
     return runner, private.listening_urls(site)
+
+
+async def start_side(runner: web.BaseRunner, address: Address, reuse_port: bool) -> web.TCPSite:
+    """A plain TCP site for a side listener (admin, redirect); `runner` is cleaned up when binding fails."""
+    site = web.TCPSite(runner, address.host, address.port, reuse_port=reuse_port or None)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return site
 
 
 def https_port(settings: Settings, site: web.BaseSite) -> int:
