@@ -158,10 +158,7 @@ def check_limits(check: Checker, path: str, spec: dict[str, Any], base: tuple[st
     """`host_header` and `max_body_size` as `spec` sets them, else as in `base`."""
     host_header, max_body = base
     if "host_header" in spec:
-        if spec["host_header"] in ("upstream", "client"):
-            host_header = spec["host_header"]
-        else:
-            check.fail(f"{path}.host_header", spec["host_header"], "must be upstream or client")
+        host_header = check.choice(f"{path}.host_header", spec["host_header"], ("upstream", "client")) or host_header
     if "max_body_size" in spec:
         value = spec["max_body_size"]
         try:

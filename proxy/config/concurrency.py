@@ -41,24 +41,16 @@ def check_concurrency(check: Checker, path: str, value: Any, base: Concurrency |
     if "etag" in spec:
         values["etag"] = _etag(check, f"{path}.etag", spec["etag"])
     if "require_if_match" in spec:
-        if isinstance(spec["require_if_match"], bool):
-            values["require_if_match"] = spec["require_if_match"]
-        else:
-            check.fail(f"{path}.require_if_match", spec["require_if_match"], "must be true or false")
+        values["require_if_match"] = check.flag(f"{path}.require_if_match", spec["require_if_match"])
     if "methods" in spec:
         values["methods"] = _methods(check, f"{path}.methods", spec["methods"])
     if "on_mismatch" in spec:
-        if spec["on_mismatch"] in (412, 409) and not isinstance(spec["on_mismatch"], bool):
-            values["on_mismatch"] = spec["on_mismatch"]
-        else:
-            check.fail(f"{path}.on_mismatch", spec["on_mismatch"], "must be 412 or 409")
+        values["on_mismatch"] = check.choice(f"{path}.on_mismatch", spec["on_mismatch"], (412, 409))
     if "lock" in spec:
         values["lock"] = _lock(check, f"{path}.lock", spec["lock"])
     if "on_lock_unavailable" in spec:
-        if spec["on_lock_unavailable"] in ("fail", "forward"):
-            values["on_lock_unavailable"] = spec["on_lock_unavailable"]
-        else:
-            check.fail(f"{path}.on_lock_unavailable", spec["on_lock_unavailable"], "must be fail or forward")
+        values["on_lock_unavailable"] = check.choice(f"{path}.on_lock_unavailable", spec["on_lock_unavailable"],
+                                                     ("fail", "forward"))
     if "key" in spec:
         values["key"] = _key(check, f"{path}.key", spec["key"])
     if "fencing_header" in spec:

@@ -63,11 +63,8 @@ def check_cors(check: Checker, path: str, value: Any, base: Cors | None) -> Cors
         given = spec["allow_headers"]
         values["allow_headers"] = None if given is None else _names(check, f"{path}.allow_headers", given)
     if "preflight" in spec:
-        if spec["preflight"] in ("upstream", "proxy"):
-            values["preflight"] = spec["preflight"]
-        else:
-            check.fail(f"{path}.preflight", spec["preflight"], "must be upstream or proxy")
-            values["preflight"] = BAD
+        preflight = check.choice(f"{path}.preflight", spec["preflight"], ("upstream", "proxy"))
+        values["preflight"] = BAD if preflight is None else preflight
     if "max_age" in spec:
         values["max_age"] = _convert(check, f"{path}.max_age", spec["max_age"], read_duration)
     if any(item is BAD for item in values.values()):
@@ -119,10 +116,8 @@ def _convert(check: Checker, path: str, value: Any, converter: Converter) -> Any
 
 
 def _flag(check: Checker, path: str, value: Any) -> Any:
-    if isinstance(value, bool):
-        return value
-    check.fail(path, value, "must be true or false")
-    return BAD
+    flag = check.flag(path, value)
+    return BAD if flag is None else flag
 
 
 def _names(check: Checker, path: str, value: Any, upper: bool = False) -> Any:

@@ -127,9 +127,7 @@ def from_mapping(data: Any, source: str) -> Settings:
     ops = check_ops(check, top)
     server = check_server(check, top.get("server", {}))
     trusted = check.networks("trusted_proxies", top.get("trusted_proxies", []))
-    underscores = top.get("allow_underscores_in_headers", False)
-    if not isinstance(underscores, bool):
-        check.fail("allow_underscores_in_headers", underscores, "must be true or false")
+    underscores = check.flag("allow_underscores_in_headers", top.get("allow_underscores_in_headers", False)) or False
     brand = check_brand(check, "brand", top.get("brand", {}))
     messages = check_messages(check, "messages", top.get("messages", {}))
     templates_dir = check_templates_dir(check, "templates_dir", top["templates_dir"]) if "templates_dir" in top else None

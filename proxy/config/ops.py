@@ -26,16 +26,11 @@ def check_ops(check: Checker, top: dict[str, Any]) -> OpsSettings:
         elif top["access_log"] is False:
             values["access_log"] = "off"
         else:
-            check.fail("access_log", top["access_log"], "must be json, text or off")
-    if "watch_config" in top:
-        if isinstance(top["watch_config"], bool):
-            values["watch_config"] = top["watch_config"]
-        else:
-            check.fail("watch_config", top["watch_config"], "must be true or false")
+            check.choice("access_log", top["access_log"], _ACCESS_LOGS)  # reports it
+    if "watch_config" in top and (flag := check.flag("watch_config", top["watch_config"])) is not None:
+        values["watch_config"] = flag
     readiness = check.mapping("readiness", top.get("readiness"), _READINESS_KEYS)
-    if "check_upstreams" in readiness:
-        if isinstance(readiness["check_upstreams"], bool):
-            values["ready_needs_upstreams"] = readiness["check_upstreams"]
-        else:
-            check.fail("readiness.check_upstreams", readiness["check_upstreams"], "must be true or false")
+    if "check_upstreams" in readiness and \
+            (flag := check.flag("readiness.check_upstreams", readiness["check_upstreams"])) is not None:
+        values["ready_needs_upstreams"] = flag
     return OpsSettings(**values)

@@ -48,11 +48,8 @@ def check_policy(check: Checker, path: str, spec: dict[str, Any], base: ErrorPol
     if values.get("json_style") == "custom" and "json_template" not in spec and base.json_template is None:
         check.missing(f"{path}.json_template", "json_style custom needs a json_template mapping")
     for key in ("expose_upstream_detail", "field_errors"):
-        if key in spec:
-            if isinstance(spec[key], bool):
-                values[key] = spec[key]
-            else:
-                check.fail(f"{path}.{key}", spec[key], "must be true or false")
+        if key in spec and (flag := check.flag(f"{path}.{key}", spec[key])) is not None:
+            values[key] = flag
     if "max_error_body" in spec:
         values["max_error_body"] = _size(check, f"{path}.max_error_body", spec["max_error_body"], base.max_error_body)
     if "errors" in spec:

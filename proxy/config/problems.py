@@ -17,7 +17,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import warnings
-from typing import Any, Callable, Collection, Mapping, TypeVar
+from typing import Any, Callable, Collection, Mapping, Sequence, TypeVar
 
 from ..core.settings import Address, IPNetwork
 from .values import key_path, short_path, show
@@ -53,6 +53,22 @@ class Checker:
                 known = f" (known keys: {', '.join(sorted(allowed))})" if allowed else ""
                 self.problems.append(f"{short_path(key_path(path, key))}: unknown key{known}")
         return {k: v for k, v in value.items() if isinstance(k, str) and (allowed is None or k in allowed)}
+
+    def flag(self, path: str, value: Any) -> bool | None:
+        """`value` when it is true or false; else None, reported."""
+        if isinstance(value, bool):
+            return value
+        self.fail(path, value, "must be true or false")
+        return None
+
+    def choice(self, path: str, value: Any, choices: Sequence[Any]) -> Any:
+        """`value` when it is one of `choices` (a boolean is none of them); else None, reported
+        as `must be a, b or c`."""
+        if value in choices and not isinstance(value, bool):
+            return value
+        names = [str(choice) for choice in choices]
+        self.fail(path, value, f"must be {', '.join(names[:-1])} or {names[-1]}")
+        return None
 
     def convert(self, path: str, value: object, converter: Callable[[object], T]) -> T | None:
         """`converter(value)`, or None with the problem it names."""
