@@ -136,14 +136,13 @@ class Upstreams:
                 session = kept.sessions[socket_path] = make_session(upstream, tls, socket_path or None)
             path = _aim(headers, base, target, keep_host)
             if tls is None:
-                url = URL(f"http://{authority(base)}{path}", encoded=True)
-                return session.ws_connect(url, headers=headers, protocols=protocols, autoclose=False,
-                                          max_msg_size=max_message, compress=0)
-            assert upstream.tls is not None
-            url = URL(f"https://{base.raw_authority}{path}", encoded=True)
+                url, secure = URL(f"http://{authority(base)}{path}", encoded=True), {}
+            else:
+                assert upstream.tls is not None
+                url = URL(f"https://{base.raw_authority}{path}", encoded=True)
+                secure = {"ssl": tls, "server_hostname": upstream.tls.server_name or None}
             return session.ws_connect(url, headers=headers, protocols=protocols, autoclose=False,
-                                      max_msg_size=max_message, compress=0, ssl=tls,
-                                      server_hostname=upstream.tls.server_name or None)
+                                      max_msg_size=max_message, compress=0, **secure)
 
         return await self._try(upstream, request_id, attempt, idempotent=True, body_started=lambda: False)
 
