@@ -113,10 +113,11 @@ class Proxy:
         the origin-form request target, `path` its normalized path."""
         upstream = route.upstream
         keep_host = route.host_header == "client" and host is not None
+        peer = request.remote  # a transport lookup each time it is asked
         outgoing = headers.upstream_request_headers(
             request.headers,
-            peer=request.remote,
-            trusted=headers.is_trusted(request.remote, self.settings.trusted_proxies),
+            peer=peer,
+            trusted=headers.is_trusted(peer, self.settings.trusted_proxies),
             # Until `send` names the target each try goes to.
             host=host if keep_host and host is not None else upstream.url.raw_authority,
             version=f"{request.version.major}.{request.version.minor}",
