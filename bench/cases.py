@@ -8,6 +8,7 @@ just after it.
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import statistics
@@ -35,18 +36,26 @@ class Case:
     versus: str = "nginx"  # what errorproxy is compared with: nginx, or errorproxy on `versus_path`
     versus_path: str | None = None  # the path the `versus` run measures (None: `path`)
     put: bool = False  # PUT with If-Match (the ETag the preflight read) to PATH/N, N cycling to 1,000
+    unbuffered: bool = False  # a large body: also run nginx with `proxy_buffering off` (nginx_unbuffered)
+
+    @property
+    def proxies(self) -> tuple[str, ...]:
+        """What a round runs besides the upstream alone, in order: ("errorproxy", "nginx", "nginx_unbuffered")."""
+        return ("errorproxy", self.versus) + (("nginx_unbuffered",) if self.unbuffered else ())
 
 
 CASES = (
     Case("ok", "small 200 JSON, passed through", "/ok", connections=50),
     Case("conflict", "409 intercepted, answered as problem+json", "/conflict", connections=50, status=409),
-    Case("mib", "1 MiB download", "/mib", connections=8),
-    Case("gib", "1 GiB download, one at a time", "/gib", connections=1),
+    Case("mib", "1 MiB download", "/mib", connections=8, unbuffered=True),
+    Case("gib", "1 GiB download, one at a time", "/gib", connections=1, unbuffered=True),
     Case("conns", "small 200 JSON, 1,000 connections at once", "/ok", connections=1000),
-    Case("upload", "100 MiB upload, one at a time", "/upload", connections=1, upload=True, baseline=True),
+    Case("upload", "100 MiB upload, one at a time", "/upload", connections=1, upload=True, baseline=True,
+         unbuffered=True),
     Case("latency", "small 200 JSON at concurrency 1", "/ok", connections=1, baseline=True),
     Case("tls-ok", "small 200 JSON over HTTPS, TLS ended at the proxy", "/ok", connections=50, tls=True),
-    Case("tls-mib", "1 MiB download over HTTPS, TLS ended at the proxy", "/mib", connections=8, tls=True),
+    Case("tls-mib", "1 MiB download over HTTPS, TLS ended at the proxy", "/mib", connections=8, tls=True,
+         unbuffered=True),
     # What the conflict guard costs a write (a GET before it, a GET after it, the lock): reported, not a target.
     Case("guard-write", "PUT with If-Match through the conflict guard, vs. the same PUT unguarded",
          "/guarded/doc/", connections=8, versus="unguarded", versus_path="/doc/", put=True),
@@ -125,8 +134,13 @@ def _read_counted(response) -> tuple[bytes, int]:
     return first, size
 
 
-def measure(case: Case, server: Server, upstream: Server, wrk: str, load: Load, body: bytes | None) -> dict:
-    """Check, warm up, then run the case's load against `server` and return its numbers."""
+def measure(case: Case, server: Server, upstream: Server, wrk: str, load: Load, body: bytes | None,
+            during_load: contextlib.AbstractContextManager | None = None) -> dict:
+    """Check, warm up, then run the case's load against `server` and return its numbers.
+
+    `during_load` is entered just before the measured load and left just after it, the
+    warm-up not included (a profiler sampling the server).
+    """
     seen = preflight(case, server)
     script = _script(case, seen)
     try:
@@ -138,8 +152,9 @@ def measure(case: Case, server: Server, upstream: Server, wrk: str, load: Load, 
 
         cpu_before = procs.cpu_seconds(procs.tree(server.process.pid))
         accepts_before = read_accepts(upstream)
-        result = (_upload_load(server, case, body, load) if case.upload
-                  else _wrk_load(server, case, wrk, load, script))
+        with during_load or contextlib.nullcontext():
+            result = (_upload_load(server, case, body, load) if case.upload
+                      else _wrk_load(server, case, wrk, load, script))
     finally:
         if script is not None:
             os.unlink(script)
@@ -205,9 +220,14 @@ def _upload_load(server: Server, case: Case, body: bytes | None, load: Load) -> 
             "requests": len(times), "errors": 0, "non_2xx_3xx": 0}
 
 
+def wrk_seconds(duration: float) -> int:
+    """The whole seconds wrk runs for `duration` (its -d takes no fractions)."""
+    return max(1, round(duration))
+
+
 def run_wrk(wrk: str, url: str, connections: int, duration: float, script: str | None = None) -> wrkparse.WrkResult:
     """`wrk --latency` with one thread (and a Lua `script`, when given); its summary, parsed."""
-    seconds = max(1, round(duration))
+    seconds = wrk_seconds(duration)
     argv = [wrk, "--latency", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", url]
     if script is not None:
         argv[1:1] = ["-s", script]

@@ -2,9 +2,11 @@
 
 A ratio is errorproxy's number over nginx's from the same round (the two runs
 were back to back), and the median of those per-round ratios is reported:
-pairing cancels much of the drift of a shared, noisy machine. The guard-write
-case compares errorproxy with itself: PUTs through the conflict guard over the
-same PUTs unguarded (its `versus`).
+pairing cancels much of the drift of a shared, noisy machine. The large-body
+cases also run nginx with `proxy_buffering off` (`nginx_unbuffered`), paired
+the same way in the `ratio_*_unbuffered` ratios. The guard-write case compares
+errorproxy with itself: PUTs through the conflict guard over the same PUTs
+unguarded (its `versus`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pathlib import Path
 from .cases import Case
 
 METRICS = ("rps", "mib_s", "p50_ms", "p99_ms", "cpu_us_per_req", "rss_mb", "rss_max_mb", "upstream_connections")
+# In the order of the table's columns, which the ratio rows follow.
 RATIOS = {"ratio_rps": "rps", "ratio_mib_s": "mib_s", "ratio_p50": "p50_ms", "ratio_p99": "p99_ms",
           "ratio_cpu_us_per_req": "cpu_us_per_req", "ratio_rss_mb": "rss_mb"}
 
@@ -67,24 +70,31 @@ def case_result(case: Case, workers: int, rounds: list[dict], unavailable: dict[
     """One entry of latest.json's `cases`, from the rounds of one case at one worker count."""
     entry: dict[str, object] = {"name": f"{case.name}-{workers}w", "title": case.title, "path": case.path,
                                 "workers": workers, "connections": case.connections, "versus": case.versus}
-    for proxy in ("errorproxy", case.versus):
+    for proxy in case.proxies:
         if proxy in unavailable:
             entry[proxy] = {"available": False, "reason": unavailable[proxy]}
         else:
             entry[proxy] = summarize([run.get(proxy) for run in rounds])
     if case.baseline:
         entry["direct"] = summarize([run.get("direct") for run in rounds])
-    paired = [run for run in rounds if run.get("errorproxy") and run.get(case.versus)]
-    for name, metric in RATIOS.items():
-        entry[name] = _median([_ratio(run["errorproxy"].get(metric), run[case.versus].get(metric)) for run in paired])
+    entry.update(_ratios(rounds, case.versus))
+    if case.unbuffered:
+        entry.update({f"{name}_unbuffered": value for name, value in _ratios(rounds, "nginx_unbuffered").items()})
     if case.baseline:
         for metric in ("p50_ms", "p99_ms"):
             entry[f"added_{metric}"] = {
                 proxy: _median([run[proxy][metric] - run["direct"][metric]
                                 for run in rounds if run.get(proxy) and run.get("direct")])
-                for proxy in ("errorproxy", "nginx") if proxy not in unavailable
+                for proxy in case.proxies if proxy not in unavailable
             }
     return entry
+
+
+def _ratios(rounds: list[dict], versus: str) -> dict[str, float | None]:
+    """Each of RATIOS: the median over rounds of errorproxy's number over `versus`'s in that round."""
+    paired = [run for run in rounds if run.get("errorproxy") and run.get(versus)]
+    return {name: _median([_ratio(run["errorproxy"].get(metric), run[versus].get(metric)) for run in paired])
+            for name, metric in RATIOS.items()}
 
 
 def write(path: Path, machine_info: dict, settings: dict, cases: list[dict]) -> None:
@@ -130,18 +140,26 @@ def _x(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+def _ratio_row(label: str, entry: dict, suffix: str) -> list[str]:
+    """The row of the ratios named `ratio_*{suffix}`, or none when no round was paired."""
+    if entry.get(f"ratio_rps{suffix}") is None:
+        return []
+    return [_row(["", label, *(_x(entry[f"{name}{suffix}"]) for name in RATIOS), ""]).rstrip()]
+
+
 def table(cases: list[dict]) -> str:
     lines = [_row([name for name, _ in _COLUMNS]), _row(["-" * width for _, width in _COLUMNS])]
     for entry in cases:
         lines.append(_proxy_row(entry["name"], "errorproxy", entry["errorproxy"]))
         versus = entry.get("versus", "nginx")  # guard-write: the same PUT, unguarded
         lines.append(_proxy_row("", versus, entry[versus]))
+        if "nginx_unbuffered" in entry:
+            lines.append(_proxy_row("", "nginx unbuf", entry["nginx_unbuffered"]))
         if "direct" in entry:
             lines.append(_proxy_row("", "direct", entry["direct"]))
-        if entry["ratio_rps"] is not None:
-            lines.append(_row(["", "ep/nginx" if versus == "nginx" else "ratio", _x(entry["ratio_rps"]), _x(entry["ratio_mib_s"]),
-                               _x(entry["ratio_p50"]), _x(entry["ratio_p99"]), _x(entry["ratio_cpu_us_per_req"]),
-                               _x(entry["ratio_rss_mb"]), ""]).rstrip())
+        lines.extend(_ratio_row("ep/nginx" if versus == "nginx" else "ratio", entry, ""))
+        if "nginx_unbuffered" in entry:
+            lines.extend(_ratio_row("ep/unbuf", entry, "_unbuffered"))
         if "added_p50_ms" in entry:
             added = ", ".join(f"{proxy} {entry['added_p50_ms'][proxy]:+.3f} ms p50 / "
                               f"{entry['added_p99_ms'][proxy]:+.3f} ms p99"

@@ -2,26 +2,30 @@
 
 Installs nginx and wrk from Debian's packages when missing (as root), starts an
 nginx upstream, then for every case and worker count runs errorproxy and nginx
-alternately, round after round, each freshly started, all on 127.0.0.1. Prints
-a table and writes bench/results/latest.json. Everything it started is stopped
-on exit, Ctrl-C included. See bench/README.md for how to read the numbers.
+alternately (and, for the large bodies, nginx with `proxy_buffering off`),
+round after round, each freshly started, all on 127.0.0.1. Prints a table and
+writes bench/results/latest.json; `--profile DIR` adds py-spy flame graphs of
+errorproxy's runs. Everything it started is stopped on exit, Ctrl-C included.
+See bench/README.md for how to read the numbers.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Callable, ContextManager
 
 if __package__ in (None, ""):  # run as a script: make `bench` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import report, servers  # noqa: E402
-from bench.cases import CASES, Case, CheckFailed, Load, measure  # noqa: E402
+from bench import flamegraphs, report, servers  # noqa: E402
+from bench.cases import CASES, Case, CheckFailed, Load, measure, wrk_seconds  # noqa: E402
 from bench.procs import BenchError, Group, ensure_tools, free_port  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.json"
@@ -41,6 +45,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="errorproxy's event loop (ERRORPROXY_LOOP; default uvloop)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file (default bench/results/latest.json)")
     parser.add_argument("--keep-temp", action="store_true", help="keep configs and logs in the temp dir")
+    parser.add_argument("--profile", type=Path, metavar="DIR",
+                        help="write a py-spy flame graph of each errorproxy run's measured load to DIR "
+                             "(CASE-Nw.svg; -rK added with several rounds); sampling slows the runs, so "
+                             "do not report a profiled run's numbers (needs py-spy: pip install py-spy)")
     return parser
 
 
@@ -83,11 +91,13 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
     nginx, wrk = ensure_tools()
     python = servers.errorproxy_python()
     has_workers = servers.errorproxy_has_workers(python)
+    py_spy = flamegraphs.find_py_spy(python) if args.profile else None
     wrk_version = subprocess.run([wrk, "--version"], capture_output=True, text=True).stdout.split("Copyright")[0]
     machine = report.machine(servers.versions(python, nginx), wrk_version.strip())
     settings = {"rounds": args.rounds, "duration_s": load.duration, "warmup_s": load.warmup,
                 "uploads": load.uploads, "upload_mib": load.upload_size // servers.MIB,
-                "errorproxy_workers_option": has_workers, "errorproxy_loop": args.loop, "quick": args.quick}
+                "errorproxy_workers_option": has_workers, "errorproxy_loop": args.loop, "quick": args.quick,
+                "profiled_to": str(args.profile) if args.profile else None}  # slowed by sampling: not for reporting
     print(f"errorproxy {machine['errorproxy']} (aiohttp {machine['aiohttp']}, uvloop {machine['uvloop']}) vs "
           f"nginx {machine['nginx']}; {machine['cores']} cores, {machine['cpu']}; "
           f"load average {machine['load_average_at_start']}", file=sys.stderr)
@@ -100,6 +110,7 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
             print(f"configs and logs in {group.dir}", file=sys.stderr)
         upstream = servers.start_upstream(group, nginx, free_port())
         certificate = servers.make_certificate(group) if any(case.tls for case in selected) else None
+        profiler = flamegraphs.Profiler(group, py_spy, args.profile, args.rounds) if py_spy else None
         for case in selected:
             for workers in worker_counts:
                 unavailable = {}
@@ -108,13 +119,19 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
                 rounds = []
                 for number in range(1, args.rounds + 1):
                     label = f"{case.name}-{workers}w round {number}/{args.rounds}"
+                    profile = None if profiler is None else profiler.during(
+                        f"{case.name}-{workers}w", number, None if case.upload else wrk_seconds(load.duration))
                     run = _round(group, case, workers, upstream, nginx, wrk, python, load, body, unavailable,
-                                 label, failures, args.loop, certificate if case.tls else None)
+                                 label, failures, args.loop, certificate if case.tls else None, profile)
                     rounds.append(run)
                 entries.append(report.case_result(case, workers, rounds, unavailable))
                 report.write(args.out, machine, {**settings, "failures": failures}, entries)
     print(f"\n{report.table(entries)}")
     print(f"{len(entries)} cases in {time.monotonic() - started:.0f} s; results in {_shown(args.out)}")
+    if profiler is not None:
+        print(f"{len(profiler.written)} flame graphs of errorproxy in {_shown(args.profile)}: "
+              f"{', '.join(path.name for path in profiler.written) or 'none'}\n"
+              "profiled: sampling slowed errorproxy's runs, so these numbers are not for reporting")
     if failures:
         print(f"{len(failures)} runs failed:\n  " + "\n  ".join(failures), file=sys.stderr)
     return 1 if failures else 0
@@ -122,23 +139,27 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
 
 def _round(group: Group, case: Case, workers: int, upstream: servers.Server, nginx: str, wrk: str, python: str,
            load: Load, body: bytes | None, unavailable: dict, label: str, failures: list[str], loop: str,
-           tls: servers.Certificate | None = None) -> dict:
-    """One round of a case: the upstream alone (when the case has a baseline), errorproxy, then nginx."""
+           tls: servers.Certificate | None = None,
+           profile: Callable[[servers.Server], ContextManager[None]] | None = None) -> dict:
+    """One round of a case: the upstream alone (when the case has a baseline), errorproxy, nginx, then
+    nginx unbuffered (for the large bodies). `profile` samples errorproxy's measured load."""
     run: dict[str, dict | None] = {}
     if case.baseline:
         run["direct"] = _attempt(lambda: measure(case, upstream, upstream, wrk, load, body), label, "direct", failures)
-    for proxy in ("errorproxy", case.versus):
+    for proxy in case.proxies:
         if proxy in unavailable:
             continue
 
         def one(proxy: str = proxy) -> dict:
-            if proxy == "nginx":
-                server = servers.start_nginx_proxy(group, nginx, free_port(), upstream, workers, tls)
+            if proxy in ("nginx", "nginx_unbuffered"):
+                server = servers.start_nginx_proxy(group, nginx, free_port(), upstream, workers, tls,
+                                                   buffering=proxy == "nginx")
             else:  # errorproxy, or errorproxy on the `versus_path` (guard-write: the same PUT unguarded)
                 server = servers.start_errorproxy(group, python, free_port(), upstream, workers, loop, tls)
             measured = case if proxy == "errorproxy" else dataclasses.replace(case, path=case.versus_path or case.path)
+            sampling = profile(server) if profile and proxy == "errorproxy" else contextlib.nullcontext()
             try:
-                return measure(measured, server, upstream, wrk, load, body)
+                return measure(measured, server, upstream, wrk, load, body, during_load=sampling)
             finally:
                 group.stop(server.process)
 

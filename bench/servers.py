@@ -95,7 +95,7 @@ _PROXY_SERVER = """\
       proxy_set_header Connection "";
       # Stream request bodies as errorproxy does (nginx's default spools them to disk first).
       proxy_request_buffering off;
-      proxy_intercept_errors on;
+{buffering}      proxy_intercept_errors on;
       error_page 409 = @json409;
     }}
     location @json409 {{
@@ -192,13 +192,24 @@ def start_upstream(group: Group, nginx: str, port: int, workers: int = 1) -> Ser
     return server
 
 
-def start_nginx_proxy(group: Group, nginx: str, port: int, upstream: Server, workers: int,
-                      tls: Certificate | None = None) -> Server:
+def nginx_proxy_servers(port: int, upstream_port: int, tls: Certificate | None = None, *,
+                        buffering: bool = True) -> str:
+    """The `upstream` and `server` blocks of nginx as the proxy; `buffering=False` adds `proxy_buffering off`."""
     lines = "" if tls is None else (f"    ssl_certificate {tls.cert};\n    ssl_certificate_key {tls.key};\n"
                                     "    ssl_protocols TLSv1.2 TLSv1.3;\n")
-    servers = _PROXY_SERVER.format(port=port, upstream_port=upstream.port, problem=PROBLEM_409,
-                                   ssl="" if tls is None else " ssl", tls=lines)
-    server = _start_nginx(group, nginx, f"nginx-{workers}w-{port}", workers, servers, port)
+    # By default nginx reads a response into proxy_buffers (and a temp file past them) as fast
+    # as the upstream sends it; `proxy_buffering off` relays it through one proxy_buffer_size
+    # buffer, reading more only as the client takes it, as errorproxy streams a body.
+    unbuffered = "" if buffering else "      proxy_buffering off;\n"
+    return _PROXY_SERVER.format(port=port, upstream_port=upstream_port, problem=PROBLEM_409,
+                                ssl="" if tls is None else " ssl", tls=lines, buffering=unbuffered)
+
+
+def start_nginx_proxy(group: Group, nginx: str, port: int, upstream: Server, workers: int,
+                      tls: Certificate | None = None, *, buffering: bool = True) -> Server:
+    servers = nginx_proxy_servers(port, upstream.port, tls, buffering=buffering)
+    name = "nginx" if buffering else "nginx-unbuffered"
+    server = _start_nginx(group, nginx, f"{name}-{workers}w-{port}", workers, servers, port)
     server.tls = tls is not None
     wait_http(server.process, f"{server.url}/ok")
     return server
