@@ -33,6 +33,12 @@ _REQUEST_DROP = HOP_BY_HOP | {istr("Expect"), istr("Host")}
 # clients and upstreams may send `connection` or `x-secret` in any case.
 _HOP_BY_HOP_LOWER = frozenset(name.lower() for name in HOP_BY_HOP)
 _REQUEST_DROP_LOWER = frozenset(name.lower() for name in _REQUEST_DROP)
+# What `upstream_request_headers` sets itself: forwarding headers from an untrusted
+# peer are dropped, from a trusted one X-Forwarded-For is extended and the rest kept.
+_FORWARDING_LOWER = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"})
+_UNTRUSTED_DROP = _REQUEST_DROP_LOWER | _FORWARDING_LOWER | {"via", "x-request-id"}
+_TRUSTED_DROP = _REQUEST_DROP_LOWER | {"x-forwarded-for", "via", "x-request-id"}
+_RESPONSE_DROP = _HOP_BY_HOP_LOWER | {"via"}
 # Upstream headers a rewritten error keeps: what the client needs to act on it
 # (retry, re-authenticate, refetch, follow), and CORS, without which a browser
 # hides the error from the page's script. All others, Server and X-Powered-By
@@ -64,14 +70,26 @@ def connection_tokens(headers: CIMultiDictProxy[str]) -> set[istr]:
     return tokens
 
 
-def _copy(headers: CIMultiDictProxy[str], dropped: frozenset[str], underscores: bool = True) -> CIMultiDict[str]:
-    """`headers` without those named (lower case) in `dropped` or in a Connection header,
-    nor, unless `underscores`, those whose names hold `_`."""
-    if "Connection" in headers:
-        dropped = dropped | {token.lower() for token in connection_tokens(headers)}
+def _forwardable(incoming: CIMultiDictProxy[str], dropped: frozenset[str],
+                 underscores: bool = True) -> tuple[list[tuple[str, str]], list[str]]:
+    """The fields of `incoming` not named (lower case) in `dropped` nor in a Connection header,
+    nor, unless `underscores`, holding `_` in their names; and the Via values to extend
+    (`dropped` names Via: it is added back, extended, by the caller)."""
+    via = incoming.getall("Via", ())
+    if "Connection" in incoming:
+        listed = {token.lower() for token in connection_tokens(incoming)}
+        dropped = dropped | listed
+        if "via" in listed:
+            via = []
     if underscores:
-        return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in dropped])
-    return CIMultiDict([(k, v) for k, v in headers.items() if k.lower() not in dropped and "_" not in k])
+        return [(name, value) for name, value in incoming.items() if name.lower() not in dropped], via
+    return [(name, value) for name, value in incoming.items()
+            if name.lower() not in dropped and "_" not in name], via
+
+
+def _via(prior: list[str], version: str) -> tuple[str, str]:
+    mine = f"{version} {VIA}"
+    return "Via", f"{', '.join(prior)}, {mine}" if prior else mine
 
 
 def actionable(incoming: CIMultiDictProxy[str]) -> list[tuple[str, str]]:
@@ -130,42 +148,37 @@ def upstream_request_headers(
     does: CGI and WSGI servers read `X_Forwarded_For` as X-Forwarded-For, so
     an underscore would smuggle past every check on the dashed name.
     """
-    out = _copy(incoming, _REQUEST_DROP_LOWER, allow_underscores)
-    if not allow_underscores and log.isEnabledFor(logging.DEBUG):
+    # One pass, one CIMultiDict: what this sets itself is dropped here and added after.
+    out, via = _forwardable(incoming, _TRUSTED_DROP if trusted else _UNTRUSTED_DROP, allow_underscores)
+    if not allow_underscores and len(out) < len(incoming) and log.isEnabledFor(logging.DEBUG):
         for name in incoming:
             if "_" in name:
                 log.debug("request header %r not forwarded: its name holds an underscore "
                           "(allow_underscores_in_headers) request_id=%s", name[:100], request_id)
-    out["Host"] = host
+    out.append(("Host", host))
     if client_host is None:
         client_host = incoming.get("Host", "")
     if trusted:
         prior = ", ".join(incoming.getall("X-Forwarded-For", ()))
-        out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else (peer or "")
-        out.setdefault("X-Forwarded-Proto", proto)
-        out.setdefault("X-Forwarded-Host", client_host)
-        out.setdefault("X-Real-IP", peer or "")
+        out.append(("X-Forwarded-For", f"{prior}, {peer}" if prior else (peer or "")))
+        kept = {name.lower() for name, _ in out}
+        for name, value in (("X-Forwarded-Proto", proto), ("X-Forwarded-Host", client_host),
+                            ("X-Real-IP", peer or "")):
+            if name.lower() not in kept:
+                out.append((name, value))
     else:
-        for name in ("X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "Forwarded", "X-Real-IP"):
-            out.popall(name, None)
-        out["X-Forwarded-For"] = peer or ""
-        out["X-Real-IP"] = peer or ""
-        out["X-Forwarded-Proto"] = proto
+        out.append(("X-Forwarded-For", peer or ""))
+        out.append(("X-Real-IP", peer or ""))
+        out.append(("X-Forwarded-Proto", proto))
         if client_host:
-            out["X-Forwarded-Host"] = client_host
-    _add_via(out, version)
-    out["X-Request-ID"] = request_id
-    return out
+            out.append(("X-Forwarded-Host", client_host))
+    out.append(_via(via, version))
+    out.append(("X-Request-ID", request_id))
+    return CIMultiDict(out)
 
 
 def downstream_response_headers(incoming: CIMultiDictProxy[str], version: str) -> CIMultiDict[str]:
     """The upstream's response headers as the client gets them."""
-    out = _copy(incoming, _HOP_BY_HOP_LOWER)
-    _add_via(out, version)
-    return out
-
-
-def _add_via(headers: CIMultiDict[str], version: str) -> None:
-    prior = ", ".join(headers.popall("Via", ()))
-    mine = f"{version} {VIA}"
-    headers["Via"] = f"{prior}, {mine}" if prior else mine
+    out, via = _forwardable(incoming, _RESPONSE_DROP)
+    out.append(_via(via, version))
+    return CIMultiDict(out)

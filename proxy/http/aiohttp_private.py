@@ -26,6 +26,11 @@ the canary passes on it.
     StreamResponse._prepare_headers           NoInventedHeaders: no Server/Content-Type nobody set
     StreamResponse._send_headers_immediately  pass-through: head leaves with the first body bytes
     StreamResponse._payload_writer            pass-through: send the head ahead of a slow body
+    StreamResponse(_real_headers=)            pass-through: the filtered upstream headers, not copied again
+    StreamResponse._req, _headers,            pass-through: DeferredHeadResponse._prepare_headers, aiohttp's
+      _keep_alive, _must_be_empty_body          own less what a forwarded response never has
+    helpers.rfc822_formatted_time,            ... and its Date and framing, as aiohttp sets them
+      helpers.should_remove_content_length
     ClientWebSocketResponse._response         the upstream's handshake headers, for the client
 """
 
@@ -37,8 +42,12 @@ from collections import deque
 from typing import Any, Callable
 
 from aiohttp import ClientWebSocketResponse, hdrs, http_parser, web, web_protocol
+from aiohttp.helpers import rfc822_formatted_time, should_remove_content_length
+from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler
+
+from multidict import CIMultiDict
 
 from ..core.settings import Address
 
@@ -61,10 +70,53 @@ class NoInventedHeaders:
             self.headers.popall(hdrs.SERVER, None)  # type: ignore[attr-defined]
 
 
-class DeferredHeadResponse(NoInventedHeaders, web.StreamResponse):
-    """A streamed response whose head leaves with the first body bytes, or when `send_head` says."""
+class DeferredHeadResponse(web.StreamResponse):
+    """A forwarded response: its head leaves with the first body bytes, or when `send_head` says.
+
+    Its headers are taken as given (the filtered upstream ones), not copied.
+    Nothing is added to them but what aiohttp adds to any response: Date when
+    missing, and the framing and Connection fields this hop needs. No Server
+    or Content-Type is invented (see NoInventedHeaders); no cookies,
+    compression or chunking are set on a forwarded response, so aiohttp's
+    steps for those are left out.
+    """
 
     _send_headers_immediately = False
+
+    def __init__(self, *, status: int = 200, reason: str | None = None,
+                 headers: CIMultiDict[str] | None = None) -> None:
+        super().__init__(status=status, reason=reason,
+                         _real_headers=headers if isinstance(headers, CIMultiDict) else CIMultiDict(headers or ()))
+
+    async def _prepare_headers(self) -> None:
+        request = self._req
+        writer = self._payload_writer
+        assert request is not None and writer is not None
+        headers = self._headers
+        keep_alive = self._keep_alive
+        if keep_alive is None:
+            keep_alive = request.keep_alive
+        version = request.version
+        writer.length = length = self.content_length
+        if self._must_be_empty_body:
+            if hdrs.CONTENT_LENGTH in headers and should_remove_content_length(request.method, self.status):
+                del headers[hdrs.CONTENT_LENGTH]
+            headers.popall(hdrs.TRANSFER_ENCODING, None)
+        elif length is None:
+            if version >= HttpVersion11:
+                writer.enable_chunking()
+                headers[hdrs.TRANSFER_ENCODING] = "chunked"
+            else:
+                keep_alive = False  # HTTP/1.0: the close ends the body
+        self._keep_alive = keep_alive
+        if hdrs.DATE not in headers:
+            headers[hdrs.DATE] = rfc822_formatted_time()
+        if hdrs.CONNECTION not in headers:
+            if keep_alive:
+                if version == HttpVersion10:
+                    headers[hdrs.CONNECTION] = "keep-alive"
+            elif version == HttpVersion11:
+                headers[hdrs.CONNECTION] = "close"
 
     def send_head(self) -> None:
         """Send the head now, ahead of a body that is not there yet."""

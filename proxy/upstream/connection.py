@@ -36,13 +36,23 @@ class Exchange(Protocol):
 
     async def wait_head(self) -> None: ...  # the response head is in (or it failed)
     def touch(self) -> None: ...  # a body write went out: the upstream is not idle
+    def check_timeout(self) -> None: ...  # the connection's timer fired: is the upstream late?
     def feed(self, data: bytes) -> None: ...
     def lost(self, exc: Exception | None) -> None: ...
     def fail(self, exc: BaseException) -> None: ...
 
 
 class Connection(asyncio.Protocol):
-    """One upstream connection; carries one exchange (a `Response`) at a time."""
+    """One upstream connection; carries one exchange (a `Response`) at a time.
+
+    Its read timer outlives each exchange: a timer armed and cancelled per
+    request costs more than the request's own parsing. When it fires, the
+    exchange of the moment checks whether the upstream is late, and asks for
+    it again if not (`watch`); with no exchange, it stops.
+    """
+
+    __slots__ = ("_owner", "loop", "key", "transport", "response", "idle_since", "reusable", "_body_task", "_drain",
+                 "_timer")
 
     def __init__(self, owner: Owner) -> None:
         self._owner = owner
@@ -54,6 +64,7 @@ class Connection(asyncio.Protocol):
         self.reusable = False
         self._body_task: asyncio.Task[None] | None = None
         self._drain: asyncio.Future[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def usable(self, idle_before: float | None) -> bool:
         transport = self.transport
@@ -102,6 +113,16 @@ class Connection(asyncio.Protocol):
             response.fail(exc)
             self.close()
 
+    def watch(self, delay: float) -> None:
+        """Have the exchange check for a late upstream in `delay` seconds, or sooner (a timer is armed already)."""
+        if self._timer is None:
+            self._timer = self.loop.call_later(delay, self._timed)
+
+    def _timed(self) -> None:
+        self._timer = None
+        if self.response is not None:
+            self.response.check_timeout()
+
     def finish(self) -> None:
         """The exchange is over: stop sending a body nobody waits for."""
         self.response = None
@@ -117,6 +138,7 @@ class Connection(asyncio.Protocol):
 
     def close(self) -> None:
         self.reusable = False
+        self._stop_timer()
         if self.transport is not None:
             self.transport.close()
 
@@ -136,6 +158,7 @@ class Connection(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_timer()
         self.transport = None
         self.reusable = False
         if self._drain is not None and not self._drain.done():
@@ -143,6 +166,11 @@ class Connection(asyncio.Protocol):
         if self.response is not None:
             self.response.lost(exc)
         self._owner.lost(self)
+
+    def _stop_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
     def pause_writing(self) -> None:
         if self._drain is None:

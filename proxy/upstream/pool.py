@@ -293,8 +293,7 @@ def _expire(waiter: asyncio.Future, max_connections: int) -> None:
 
 def _serialize(method: str, path: str, headers: CIMultiDict[str], chunked: bool) -> bytes:
     """The request head, e.g. b"GET /a?b HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n"."""
-    lines = [f"{method} {path} HTTP/1.1"]
-    lines.extend(f"{name}: {value}" for name, value in headers.items())
+    lines = [f"{method} {path} HTTP/1.1", *map(": ".join, headers.items())]
     if chunked:
         lines.append("Transfer-Encoding: chunked")
     lines.append("\r\n")

@@ -33,8 +33,14 @@ class Response:
     The body is handed over in the chunks the socket gave (all that is
     buffered, joined); past `_READ_HIGH_WATER` buffered bytes the socket is
     not read until the caller catches up. Nothing may arrive for
-    `read_timeout` while the proxy is waiting for it.
+    `read_timeout` while the proxy is waiting for it (the connection's timer,
+    kept across its exchanges, calls `check_timeout`).
     """
+
+    __slots__ = ("_connection", "_loop", "_parser", "_head_only", "_read_timeout", "_max_line", "status", "reason",
+                 "version", "headers", "body_sent", "awaiting_client", "started", "_raw", "_head_bytes",
+                 "_head_done", "_complete", "_keep_alive", "_error", "_chunks", "_buffered", "_paused", "_waiter",
+                 "_last", "_done")
 
     def __init__(self, connection: Connection, head_only: bool, has_body: bool,
                  read_timeout: float, max_line_size: int) -> None:
@@ -62,7 +68,6 @@ class Response:
         self._paused = False
         self._waiter: asyncio.Future[None] | None = None
         self._last = 0.0
-        self._timer: asyncio.TimerHandle | None = None
         self._done = False
 
     # What the proxy reads
@@ -131,16 +136,13 @@ class Response:
     def _end(self) -> None:
         self._done = True
         self._parser = None  # it refers back to this response: no cycle left for the collector
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
 
     # What the connection calls
 
     async def wait_head(self) -> None:
         if not self._head_done and self._error is None:
             self._last = self._loop.time()
-            self._timer = self._loop.call_later(self._read_timeout, self._check_timeout)
+            self._connection.watch(self._read_timeout)
             self._waiter = self._loop.create_future()
             try:
                 await self._waiter
@@ -216,8 +218,8 @@ class Response:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
-    def _check_timeout(self) -> None:
-        self._timer = None
+    def check_timeout(self) -> None:
+        """Fail if the upstream was silent for `read_timeout` while waited for; else be checked again then."""
         if self._complete or self._error is not None or self._done:
             return
         now = self._loop.time()
@@ -226,7 +228,7 @@ class Response:
             self._last = now
         left = self._last + self._read_timeout - now
         if left > 0:
-            self._timer = self._loop.call_later(left, self._check_timeout)
+            self._connection.watch(left)
         else:
             self.fail(ReadTimeout(f"nothing from the upstream for {self._read_timeout:g}s"))
 

@@ -57,10 +57,27 @@ def _instance_attributes(cls: type) -> set[str]:
     pytest.param(web.Server, "_loop", id="Server._loop"),
     pytest.param(web.BaseSite, "_server", id="BaseSite._server"),
     pytest.param(web.StreamResponse, "_payload_writer", id="StreamResponse._payload_writer"),
+    pytest.param(web.StreamResponse, "_req", id="StreamResponse._req"),
+    pytest.param(web.StreamResponse, "_headers", id="StreamResponse._headers"),
+    pytest.param(web.StreamResponse, "_keep_alive", id="StreamResponse._keep_alive"),
+    pytest.param(web.StreamResponse, "_must_be_empty_body", id="StreamResponse._must_be_empty_body"),
     pytest.param(ClientWebSocketResponse, "_response", id="ClientWebSocketResponse._response"),
 ])
 def test_instance_attribute_exists(owner: type, name: str) -> None:
     assert name in _instance_attributes(owner), _missing(owner, name)
+
+
+def test_forwarded_response_needs_exist() -> None:
+    """DeferredHeadResponse hands its headers over uncopied and sets Date and framing as aiohttp does."""
+    from aiohttp import helpers
+    from multidict import CIMultiDict
+
+    assert "_real_headers" in inspect.signature(web.StreamResponse.__init__).parameters, \
+        _missing(web.StreamResponse, "__init__(_real_headers=)")
+    for name in ("rfc822_formatted_time", "should_remove_content_length"):
+        assert callable(getattr(helpers, name, None)), f"{VERSION} has no aiohttp.helpers.{name}"
+    headers = CIMultiDict({"ETag": '"v1"'})
+    assert aiohttp_private.DeferredHeadResponse(status=200, headers=headers).headers is headers
 
 
 def test_stream_response_hooks_exist() -> None:
