@@ -39,6 +39,9 @@ _FORWARDING_LOWER = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwar
 _UNTRUSTED_DROP = _REQUEST_DROP_LOWER | _FORWARDING_LOWER | {"via", "x-request-id"}
 _TRUSTED_DROP = _REQUEST_DROP_LOWER | {"x-forwarded-for", "via", "x-request-id"}
 _RESPONSE_DROP = _HOP_BY_HOP_LOWER | {"via"}
+_RESPONSE_DROP_FRAMING = _RESPONSE_DROP | {"content-length"}
+# Connection values that name no further header (`keep-alive` names Keep-Alive, hop-by-hop already).
+_PLAIN_CONNECTION = frozenset({"keep-alive", "close"})
 # Upstream headers a rewritten error keeps: what the client needs to act on it
 # (retry, re-authenticate, refetch, follow), and CORS, without which a browser
 # hides the error from the page's script. All others, Server and X-Powered-By
@@ -76,7 +79,8 @@ def _forwardable(incoming: CIMultiDictProxy[str], dropped: frozenset[str],
     nor, unless `underscores`, holding `_` in their names; and the Via values to extend
     (`dropped` names Via: it is added back, extended, by the caller)."""
     via = incoming.getall("Via", ())
-    if "Connection" in incoming:
+    connection = incoming.getall("Connection", None)
+    if connection is not None and not (len(connection) == 1 and connection[0].lower() in _PLAIN_CONNECTION):
         listed = {token.lower() for token in connection_tokens(incoming)}
         dropped = dropped | listed
         if "via" in listed:
@@ -179,6 +183,13 @@ def upstream_request_headers(
 
 def downstream_response_headers(incoming: CIMultiDictProxy[str], version: str) -> CIMultiDict[str]:
     """The upstream's response headers as the client gets them."""
-    out, via = _forwardable(incoming, _RESPONSE_DROP)
+    return CIMultiDict(downstream_fields(incoming, version))
+
+
+def downstream_fields(incoming: CIMultiDictProxy[str], version: str,
+                      framing: bool = True) -> list[tuple[str, str]]:
+    """`downstream_response_headers` as a list of fields; without Content-Length unless `framing`
+    (for a caller that frames the body itself)."""
+    out, via = _forwardable(incoming, _RESPONSE_DROP if framing else _RESPONSE_DROP_FRAMING)
     out.append(_via(via, version))
-    return CIMultiDict(out)
+    return out

@@ -30,7 +30,10 @@ the canary passes on it.
     StreamResponse._req, _headers,            pass-through: DeferredHeadResponse._prepare_headers, aiohttp's
       _keep_alive, _must_be_empty_body          own less what a forwarded response never has
     helpers.rfc822_formatted_time,            ... and its Date and framing, as aiohttp sets them
-      helpers.should_remove_content_length
+      helpers.should_remove_content_length,
+      helpers.must_be_empty_body
+    StreamResponse._eof_sent, _keep_alive,    write_whole: a response written through the request's
+      _body_length                              writer, which aiohttp then finds complete
     ClientWebSocketResponse._response         the upstream's handshake headers, for the client
 """
 
@@ -42,7 +45,7 @@ from collections import deque
 from typing import Any, Callable
 
 from aiohttp import ClientWebSocketResponse, hdrs, http_parser, web, web_protocol
-from aiohttp.helpers import rfc822_formatted_time, should_remove_content_length
+from aiohttp.helpers import must_be_empty_body, rfc822_formatted_time, should_remove_content_length
 from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler
@@ -123,6 +126,75 @@ class DeferredHeadResponse(web.StreamResponse):
         writer = self._payload_writer
         if writer is not None:
             writer.send_headers()  # type: ignore[attr-defined]
+
+
+class _Fields:
+    """A list of header fields as `StreamWriter.write_headers` reads a CIMultiDict: by `items()`."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: list[tuple[str, str]]) -> None:
+        self._fields = fields
+
+    def items(self) -> list[tuple[str, str]]:
+        return self._fields
+
+
+class WrittenResponse(web.StreamResponse):
+    """A response `write_whole` has sent already: aiohttp's prepare and write_eof find nothing left to do."""
+
+    format = "passthrough"
+
+    def __init__(self, status: int, reason: str, keep_alive: bool, length: int) -> None:
+        super().__init__(status=status, reason=reason, _real_headers=CIMultiDict())
+        self._keep_alive = keep_alive
+        self._eof_sent = True
+        self._body_length = length
+
+
+async def write_whole(request: web.BaseRequest, status: int, reason: str, fields: list[tuple[str, str]],
+                      body: bytes) -> WrittenResponse:
+    """Send a response whose body is all here: its head and body in one write, framed here.
+
+    aiohttp's own response machinery is for responses built piece by piece;
+    for one that is whole, the head is serialized and written with the body
+    by the request's writer, which checks every field as it does for any
+    response (no control characters). What aiohttp adds to any response is
+    added here too: Content-Length (unless the status or method forbids a
+    body), Date when missing, and Connection as this hop needs it. `fields`
+    hold no framing of their own.
+    """
+    method, version = request.method, request.version
+    keep_alive = request.keep_alive
+    if must_be_empty_body(method, status):
+        body = b""
+    else:
+        fields.append((hdrs.CONTENT_LENGTH, str(len(body))))
+    if keep_alive:
+        if version == HttpVersion10:
+            fields.append((hdrs.CONNECTION, "keep-alive"))
+    elif version == HttpVersion11:
+        fields.append((hdrs.CONNECTION, "close"))
+    writer = request.writer
+    await writer.write_headers(f"HTTP/{version.major}.{version.minor} {status} {reason}",
+                               _Fields(fields))  # type: ignore[arg-type]
+    await writer.write_eof(body)
+    return WrittenResponse(status, reason, keep_alive, len(body))
+
+
+def date_now() -> str:
+    """The Date value aiohttp would send now (cached by it for the second)."""
+    return rfc822_formatted_time()
+
+
+def no_body(method: str, status: int) -> bool:
+    """Whether a response to `method` with `status` has no body (HEAD, 1xx, 204, 304), as aiohttp decides."""
+    return must_be_empty_body(method, status)
+
+
+def keeps_length(method: str, status: int) -> bool:
+    """Whether a response that has no body keeps its Content-Length (HEAD, 304), as aiohttp decides."""
+    return must_be_empty_body(method, status) and not should_remove_content_length(method, status)
 
 
 def request_in_progress(handler: RequestHandler) -> bool:

@@ -16,9 +16,10 @@ from ..core import errors, headers
 from ..core.settings import UpstreamSettings
 from ..observe.accesslog import Exchange
 from ..upstream import Response, map_failure
-from .aiohttp_private import DeferredHeadResponse
+from .aiohttp_private import DeferredHeadResponse, WrittenResponse, date_now, keeps_length, no_body, write_whole
 
 log = logging.getLogger("errorproxy")
+_VERSIONS = {(1, 1): "1.1", (1, 0): "1.0"}
 
 
 class PassthroughResponse(DeferredHeadResponse):
@@ -34,7 +35,20 @@ async def stream_back(request: web.BaseRequest, upstream_response: Response, exc
 
     `etag` replaces the upstream's ETag (the conflict guard's, for a representation that had none).
     """
-    version = "%d.%d" % upstream_response.version
+    version = _VERSIONS.get(upstream_response.version) or "%d.%d" % upstream_response.version
+    if not complete and upstream_response.complete:
+        prefix += await upstream_response.read()  # all there: head and body go in one write
+        complete = True
+    if complete and _by_length(request.method, upstream_response):
+        try:
+            whole = await _send_whole(request, upstream_response, prefix, version, etag)
+        except ConnectionError:
+            log.info("client went away during the response request_id=%s", exchange.request_id)
+            upstream_response.close()
+            return WrittenResponse(upstream_response.status, upstream_response.reason, False, 0)
+        exchange.bytes_out += len(prefix)
+        upstream_response.release()
+        return whole
     response = PassthroughResponse(
         status=upstream_response.status,
         reason=upstream_response.reason,
@@ -43,15 +57,7 @@ async def stream_back(request: web.BaseRequest, upstream_response: Response, exc
     if etag is not None:
         response.headers["ETag"] = etag
     try:
-        if not complete and upstream_response.complete:
-            prefix += await upstream_response.read()  # all there: head and body go in one write
-            complete = True
         await response.prepare(request)
-        if complete:
-            exchange.bytes_out += len(prefix)
-            await response.write_eof(prefix)
-            upstream_response.release()
-            return response
         if prefix:
             await response.write(prefix)
             exchange.bytes_out += len(prefix)
@@ -61,16 +67,7 @@ async def stream_back(request: web.BaseRequest, upstream_response: Response, exc
             try:
                 chunk = await upstream_response.read()
             except Exception as exc:
-                # Headers are gone already: the only honest signal left is
-                # to abort, so the client cannot take a truncated body as whole.
-                if isinstance(exc, errors.ProxyError):
-                    # The client's own request body failed (stalled, malformed): not the upstream's doing.
-                    log.info("request body failed during the response: %s request_id=%s",
-                             exc.title, exchange.request_id)
-                else:
-                    map_failure(exc, upstream, exchange.request_id)
-                upstream_response.close()
-                _abort(request)
+                _failed(request, upstream_response, exchange, upstream, exc)
                 return response
             if not chunk:
                 break
@@ -83,6 +80,46 @@ async def stream_back(request: web.BaseRequest, upstream_response: Response, exc
         return response
     upstream_response.release()
     return response
+
+
+def _by_length(method: str, upstream_response: Response) -> bool:
+    """Whether the upstream framed its body by length, or sent none: then so does the proxy.
+
+    A chunked body stays chunked, however quickly it came: its sender chose to stream it.
+    """
+    upstream_headers = upstream_response.headers
+    if "Transfer-Encoding" in upstream_headers:
+        return False
+    return "Content-Length" in upstream_headers or no_body(method, upstream_response.status)
+
+
+async def _send_whole(request: web.BaseRequest, upstream_response: Response, body: bytes, version: str,
+                      etag: str | None) -> web.StreamResponse:
+    """A response that arrived whole: head and body leave in one write, framed by its length."""
+    upstream_headers = upstream_response.headers
+    fields = headers.downstream_fields(upstream_headers, version, framing=False)
+    status = upstream_response.status
+    if etag is not None:
+        fields = [field for field in fields if field[0].lower() != "etag"]
+        fields.append(("ETag", etag))
+    if keeps_length(request.method, status):  # HEAD, 304: the length a GET would have had
+        fields.extend(("Content-Length", value) for value in upstream_headers.getall("Content-Length", ()))
+    if "Date" not in upstream_headers:
+        fields.append(("Date", date_now()))
+    return await write_whole(request, status, upstream_response.reason, fields, body)
+
+
+def _failed(request: web.BaseRequest, upstream_response: Response, exchange: Exchange,
+            upstream: UpstreamSettings, exc: Exception) -> None:
+    """The body failed half-way, with the head sent: the only honest signal left is to cut the
+    client's connection, so it cannot take a truncated body for a whole one."""
+    if isinstance(exc, errors.ProxyError):
+        # The client's own request body failed (stalled, malformed): not the upstream's doing.
+        log.info("request body failed during the response: %s request_id=%s", exc.title, exchange.request_id)
+    else:
+        map_failure(exc, upstream, exchange.request_id)
+    upstream_response.close()
+    _abort(request)
 
 
 def _abort(request: web.BaseRequest) -> None:

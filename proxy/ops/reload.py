@@ -65,10 +65,14 @@ class Holder:
         self._idle = asyncio.Event()
         self._idle.set()
         self.stopping = False  # set by the drain: each response from then on closes its connection
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def handle(self, request):
         proxy = self.current
-        task = asyncio.current_task()
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        task = asyncio.current_task(loop)  # with the loop named: Python 3.11 asks getpid() to find it
         assert task is not None
         self._in_flight[proxy] += 1
         self._tasks.add(task)

@@ -9,7 +9,7 @@ parses the response as it arrives (`response`), and the body is handed
 over in the chunks the socket gave:
 
     pool = ConnectionPool(settings)
-    response = await pool.request(target, "GET", "/path?q", headers)
+    response = await pool.request(("127.0.0.1", 8080), "GET", "/path?q", headers)
     while chunk := await response.read(): ...
     response.release()  # read to its end: the connection goes back to the pool
 
@@ -27,14 +27,13 @@ from collections import deque
 from typing import AsyncIterator
 
 from multidict import CIMultiDict
-from yarl import URL
 
 from .errors import ConnectFailed, ConnectTimeout, Disconnected, PoolTimeout
 from .connection import Connection
 from .response import Response
 from .tls import client_context, failure, server_name
 from ..core.settings import UpstreamSettings
-from ..core.targets import dial_key, is_unix
+from ..core.targets import is_unix
 
 __all__ = ["ConnectionPool", "Response"]
 
@@ -61,9 +60,10 @@ class ConnectionPool:
     def open_connections(self) -> int:
         return len(self._all) + self._opening
 
-    async def request(self, target: URL, method: str, path: str, headers: CIMultiDict[str],
+    async def request(self, key: tuple[str, int], method: str, path: str, headers: CIMultiDict[str],
                       body: AsyncIterator[bytes] | None = None) -> Response:
-        """Send a request to `target` (its host and port) and return once the response's head is in.
+        """Send a request to `key` (a target's host and port, or its socket path and 0: `targets.dial_key`)
+        and return once the response's head is in.
 
         Without Content-Length, a body is sent chunked. A reused connection
         found closed before any of the response arrived is one the upstream
@@ -73,7 +73,6 @@ class ConnectionPool:
         """
         chunked = body is not None and "Content-Length" not in headers
         head = _serialize(method, path, headers, chunked)
-        key = dial_key(target)
         settings = self.settings
         while True:
             connection, reused = await self._acquire(key)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from ..core.settings import UpstreamSettings
+from ..core.targets import authority, base_path, dial_key
 from ..observe import metrics
 from . import health
 from .balancer import Balancer, Outcome
@@ -38,6 +39,8 @@ class UpstreamState:
     connections: ConnectionPool
     budget: RetryBudget
     breaker: Breaker | None  # None: no cap
+    # Per target, worked out once: the Host that names it, the base path requests go under, what is dialled.
+    aims: tuple[tuple[str, str, tuple[str, int]], ...] = ()
     checks: list[asyncio.Task[None]] = field(default_factory=list)  # a health check a target
     # For WebSocket handshakes, made on the first one: one over TCP (key ""), one per Unix socket.
     sessions: dict[str, aiohttp.ClientSession] = field(default_factory=dict)
@@ -50,7 +53,8 @@ class UpstreamState:
         breaker = Breaker(max_requests=upstream.max_requests, max_pending=upstream.max_pending,
                           connections=upstream.max_connections) if capped else None
         state = cls(upstream, owner, balancer, ConnectionPool(upstream),
-                    RetryBudget(upstream.retry_budget, upstream.retry_budget_min), breaker)
+                    RetryBudget(upstream.retry_budget, upstream.retry_budget_min), breaker,
+                    aims=tuple((authority(url), base_path(url), dial_key(url)) for url in upstream.targets))
         if upstream.health_check is not None:
             loop = asyncio.get_running_loop()
             state.checks = [loop.create_task(health.watch(upstream, index, balancer, state.connections.tls))

@@ -35,7 +35,7 @@ from yarl import URL
 from ..core import errors
 from ..core.headers import actionable
 from ..core.settings import UpstreamSettings
-from ..core.targets import authority, base_path, is_unix, split_unix
+from ..core.targets import is_unix, split_unix
 from ..observe import metrics
 from .balancer import IDEMPOTENT, Outcome
 from .failures import map_failure, outcome, retry_reason
@@ -112,12 +112,15 @@ class Upstreams:
         it; `headers` are sent as given, but for Host, set per try to the
         target's authority unless `keep_host`.
         """
-        connections = self._get(upstream).connections
+        kept = self._get(upstream)
+        connections, aims = kept.connections, kept.aims
         once = _Once(body) if body is not None else None
 
-        def attempt(base: URL) -> Awaitable[Response]:
-            path = _aim(headers, base, target, keep_host)
-            return connections.request(base, method, path, headers, once)
+        def attempt(index: int) -> Awaitable[Response]:
+            host, base, key = aims[index]
+            if not keep_host:
+                headers["Host"] = host
+            return connections.request(key, method, base + target, headers, once)
 
         return await self._try(upstream, request_id, attempt, idempotent=once is None and method in IDEMPOTENT,
                                body_started=lambda: once is not None and once.started)
@@ -129,14 +132,18 @@ class Upstreams:
         kept = self._get(upstream)
         tls = kept.connections.tls
 
-        def attempt(base: URL) -> Awaitable[aiohttp.ClientWebSocketResponse]:
+        def attempt(index: int) -> Awaitable[aiohttp.ClientWebSocketResponse]:
+            base = upstream.targets[index]
             socket_path = split_unix(base)[0] if is_unix(base) else ""
             session = kept.sessions.get(socket_path)
             if session is None:
                 session = kept.sessions[socket_path] = make_session(upstream, tls, socket_path or None)
-            path = _aim(headers, base, target, keep_host)
+            host, prefix, _ = kept.aims[index]
+            if not keep_host:
+                headers["Host"] = host
+            path = prefix + target
             if tls is None:
-                url, secure = URL(f"http://{authority(base)}{path}", encoded=True), {}
+                url, secure = URL(f"http://{host}{path}", encoded=True), {}
             else:
                 assert upstream.tls is not None
                 url = URL(f"https://{base.raw_authority}{path}", encoded=True)
@@ -146,9 +153,9 @@ class Upstreams:
 
         return await self._try(upstream, request_id, attempt, idempotent=True, body_started=lambda: False)
 
-    async def _try(self, upstream: UpstreamSettings, request_id: str, attempt: Callable[[URL], Awaitable[R]], *,
+    async def _try(self, upstream: UpstreamSettings, request_id: str, attempt: Callable[[int], Awaitable[R]], *,
                    idempotent: bool, body_started: Callable[[], bool]) -> R:
-        """`await attempt(target)` within the upstream's breaker caps, tried again while allowed.
+        """`await attempt(index)` (of a target) within the upstream's breaker caps, tried again while allowed.
 
         `idempotent`: the method is, and the request has no body.
         `body_started()` says, after a failure, whether its body began to stream.
@@ -168,9 +175,9 @@ class Upstreams:
         finally:
             breaker.leave()
 
-    async def _tries(self, kept: UpstreamState, request_id: str, attempt: Callable[[URL], Awaitable[R]],
+    async def _tries(self, kept: UpstreamState, request_id: str, attempt: Callable[[int], Awaitable[R]],
                      idempotent: bool, body_started: Callable[[], bool]) -> R:
-        """`await attempt(target)` at the target the balancer picks, tried again (see `balancer`) while allowed."""
+        """`await attempt(index)` at the target the balancer picks, tried again (see `balancer`) while allowed."""
         upstream, balancer = kept.settings, kept.balancer
         kept.budget.request()
         tried: list[int] = []
@@ -178,7 +185,7 @@ class Upstreams:
             index = balancer.pick(tried)
             tried.append(index)
             try:
-                result = await attempt(upstream.targets[index])
+                result = await attempt(index)
             except errors.ProxyError:
                 raise  # the client's side failed (its body): nothing to say about the target
             except aiohttp.WSServerHandshakeError as exc:
@@ -245,13 +252,6 @@ async def _discard(response: Response) -> None:
         response.release()
     else:
         response.close()
-
-
-def _aim(headers: CIMultiDict[str], base: URL, target: str, keep_host: bool) -> str:
-    """The path to send to `base` (its base path, then `target`); names `base` in Host unless kept."""
-    if not keep_host:
-        headers["Host"] = authority(base)
-    return base_path(base) + target
 
 
 async def read_capped(response: Response, cap: int) -> tuple[bytes, bool]:

@@ -61,6 +61,8 @@ def _instance_attributes(cls: type) -> set[str]:
     pytest.param(web.StreamResponse, "_headers", id="StreamResponse._headers"),
     pytest.param(web.StreamResponse, "_keep_alive", id="StreamResponse._keep_alive"),
     pytest.param(web.StreamResponse, "_must_be_empty_body", id="StreamResponse._must_be_empty_body"),
+    pytest.param(web.StreamResponse, "_eof_sent", id="StreamResponse._eof_sent"),
+    pytest.param(web.StreamResponse, "_body_length", id="StreamResponse._body_length"),
     pytest.param(ClientWebSocketResponse, "_response", id="ClientWebSocketResponse._response"),
 ])
 def test_instance_attribute_exists(owner: type, name: str) -> None:
@@ -74,10 +76,33 @@ def test_forwarded_response_needs_exist() -> None:
 
     assert "_real_headers" in inspect.signature(web.StreamResponse.__init__).parameters, \
         _missing(web.StreamResponse, "__init__(_real_headers=)")
-    for name in ("rfc822_formatted_time", "should_remove_content_length"):
+    for name in ("rfc822_formatted_time", "should_remove_content_length", "must_be_empty_body"):
         assert callable(getattr(helpers, name, None)), f"{VERSION} has no aiohttp.helpers.{name}"
     headers = CIMultiDict({"ETag": '"v1"'})
     assert aiohttp_private.DeferredHeadResponse(status=200, headers=headers).headers is headers
+
+
+async def test_a_whole_response_is_written_once_and_left_alone_by_aiohttp() -> None:
+    """write_whole's response: one head with the framing aiohttp would add, the body, nothing after."""
+    async def whole(request: web.BaseRequest) -> web.StreamResponse:
+        return await aiohttp_private.write_whole(request, 201, "Made", [("X-A", "1")], b"body")
+
+    runner = web.ServerRunner(web.Server(whole))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        (url,) = aiohttp_private.listening_urls(site)
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nHEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+    finally:
+        await runner.cleanup()
+    first, second = answer.split(b"HTTP/1.1 201 Made\r\n")[1:]
+    assert first == b"X-A: 1\r\nContent-Length: 4\r\n\r\nbody"
+    assert second == b"X-A: 1\r\nConnection: close\r\n\r\n"  # HEAD: no body, no length invented
 
 
 def test_stream_response_hooks_exist() -> None:

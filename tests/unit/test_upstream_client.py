@@ -19,6 +19,7 @@ from proxy.core.settings import UpstreamSettings
 from proxy.upstream.errors import (
     ConnectFailed, ConnectTimeout, Disconnected, HeadersTooLarge, Malformed, PoolTimeout, ReadTimeout,
 )
+from proxy.core.targets import dial_key
 from proxy.upstream.pool import ConnectionPool, Response
 
 OK = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -181,7 +182,7 @@ async def stream(*chunks: bytes) -> AsyncIterator[bytes]:
 async def send(pool: ConnectionPool, target: Upstream | URL, method: str = "GET", path: str = "/",
                headers: dict[str, str] | None = None, body: AsyncIterator[bytes] | None = None) -> Response:
     url = target.url if isinstance(target, Upstream) else target
-    return await pool.request(url, method, path, CIMultiDict(headers or {"Host": "x"}), body)
+    return await pool.request(dial_key(url), method, path, CIMultiDict(headers or {"Host": "x"}), body)
 
 
 async def read_all(response: Response) -> bytes:
