@@ -122,7 +122,10 @@ class Upstreams:
                 headers["Host"] = host
             return connections.request(key, method, base + target, headers, once)
 
-        return await self._try(upstream, request_id, attempt, idempotent=once is None and method in IDEMPOTENT,
+        idempotent = once is None and method in IDEMPOTENT
+        if kept.breaker is None:  # no caps: straight to the tries, one coroutine less a request
+            return await self._tries(kept, request_id, attempt, idempotent, lambda: once is not None and once.started)
+        return await self._try(upstream, request_id, attempt, idempotent=idempotent,
                                body_started=lambda: once is not None and once.started)
 
     async def connect_websocket(self, upstream: UpstreamSettings, target: str, headers: CIMultiDict[str], *,
