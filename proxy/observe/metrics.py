@@ -29,7 +29,8 @@ from __future__ import annotations
 
 import os
 import platform
-from typing import TYPE_CHECKING
+from bisect import bisect_left
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from prometheus_client import (
@@ -109,10 +110,14 @@ BUILD_INFO.labels(__version__, platform.python_version(), aiohttp.__version__).s
 _RELOADS = {True: CONFIG_RELOADS.labels("ok"), False: CONFIG_RELOADS.labels("invalid")}  # both exist from 0
 
 # Label children by their (bounded) label values: a dict lookup instead of
-# `labels()`'s validation and lock on every request.
-_requests: dict[tuple[str, str, int], Counter] = {}
+# `labels()`'s validation and lock on every request. For the two series every
+# request touches, the child's value objects themselves are kept and counted
+# into directly, as the child's own `inc` and `observe` do once they have
+# checked what never changes here (`_value`; `_sum`, `_buckets`, `_upper_bounds`:
+# prometheus_client's names, checked by tests/unit/test_metrics_values.py).
+_requests: dict[tuple[str, str, int], Any] = {}
 _intercepted: dict[tuple[str, int | None, int, str | None], Counter] = {}
-_durations: dict[str, Histogram] = {}
+_durations: dict[str, tuple[Any, list[Any], list[float]]] = {}
 _upstream_errors: dict[tuple[str, str], Counter] = {}
 
 
@@ -125,15 +130,19 @@ def observe(exchange: Exchange) -> None:
     """Count one finished request."""
     route = exchange.route or NO_ROUTE
     key = (route, method_label(exchange.method), exchange.status)
-    child = _requests.get(key)
-    if child is None:
-        child = _requests[key] = REQUESTS.labels(key[0], key[1], str(key[2]))
-    child.inc()
-    if exchange.upstream_seconds is not None:
+    value = _requests.get(key)
+    if value is None:
+        value = _requests[key] = REQUESTS.labels(key[0], key[1], str(key[2]))._value
+    value.inc(1)
+    seconds = exchange.upstream_seconds
+    if seconds is not None:
         histogram = _durations.get(route)
         if histogram is None:
-            histogram = _durations[route] = UPSTREAM_DURATION.labels(route)
-        histogram.observe(exchange.upstream_seconds)
+            child = UPSTREAM_DURATION.labels(route)
+            histogram = _durations[route] = (child._sum, child._buckets, list(child._upper_bounds))
+        total, buckets, bounds = histogram
+        total.inc(seconds)
+        buckets[bisect_left(bounds, seconds)].inc(1)  # the first bound at or above: the last is +Inf
     if exchange.intercepted:
         ikey = (route, exchange.upstream_status, exchange.status, exchange.format)
         child = _intercepted.get(ikey)

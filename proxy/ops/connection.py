@@ -62,13 +62,15 @@ def _check_request_line(request_line: bytes) -> None:
 class ClientConnection(RequestHandler):
     """One client connection: aiohttp's handler plus deadlines and one verdict on request framing."""
 
-    __slots__ = ("_header_timeout", "_header_timer", "_armed_at", "_send_timeout", "_send_timer",
-                 "_body", "_carry", "_refused")
+    __slots__ = ("_header_timeout", "_header_timer", "_header_due", "_header_due_at", "_armed_at", "_send_timeout",
+                 "_send_timer", "_body", "_carry", "_refused")
 
     def __init__(self, manager: web.Server, *, limits: ServerSettings, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
         self._header_timeout = limits.header_timeout
         self._header_timer: asyncio.TimerHandle | None = None
+        self._header_due = False  # a request's head is awaited, by `_header_due_at`
+        self._header_due_at = 0.0
         self._armed_at = 0
         self._send_timeout = limits.send_timeout
         self._send_timer: asyncio.TimerHandle | None = None
@@ -85,7 +87,7 @@ class ClientConnection(RequestHandler):
         if self._refused:
             return  # the connection closes once the refusal is answered
         # A new request starts when bytes arrive while no request is being served.
-        if self._header_timer is None and not private.request_in_progress(self) and not private.requests_pending(self):
+        if not self._header_due and not private.request_in_progress(self) and not private.requests_pending(self):
             self._arm()
         # One header section a feed, up to the first body: inside a body nothing needs
         # splitting (and a large upload is not searched through).
@@ -94,14 +96,15 @@ class ClientConnection(RequestHandler):
             end = framing.head_end(self._carry, data, start)
             if end == -1:
                 break
-            self._feed(data[start:end])
+            self._feed(data if start == 0 and end == len(data) else data[start:end])  # one whole head: no copy
             start = end
+            if end == len(data):
+                break
         if start < len(data) or not data:
             self._feed(data[start:])
         self._carry = data[-3:] if len(data) >= 3 else (self._carry + data)[-3:]
-        if self._header_timer is not None and private.request_count(self) > self._armed_at:
-            self._header_timer.cancel()
-            self._header_timer = None
+        if self._header_due and private.request_count(self) > self._armed_at:
+            self._header_due = False  # its timer, if still set, finds nothing due and lapses
 
     def _in_body(self) -> bool:
         """Whether the parser is inside the body of the last request it parsed."""
@@ -176,17 +179,36 @@ class ClientConnection(RequestHandler):
 
     # The header deadline
 
+    # A timer armed and cancelled for every request costs more than the checks of the request
+    # itself, so one timer serves the connection: arming a deadline notes when it falls and
+    # sets the timer only if none is set; a timer that fires early sets itself again for what
+    # is left, and one that finds nothing due lapses.
+
     def _arm(self) -> None:
         if self._header_timeout > 0:
+            loop = private.handler_loop(self)
             self._armed_at = private.request_count(self)
-            self._header_timer = private.handler_loop(self).call_later(self._header_timeout, self._header_deadline)
+            self._header_due_at = loop.time() + self._header_timeout
+            self._header_due = True
+            if self._header_timer is None:
+                self._header_timer = loop.call_later(self._header_timeout, self._header_deadline)
 
     def _header_deadline(self) -> None:
         self._header_timer = None
-        if private.request_count(self) == self._armed_at and not private.request_in_progress(self):
-            peer = self.transport.get_extra_info("peername") if self.transport else None
-            log.info("closing connection from %s: request headers not complete within %ss", peer, self._header_timeout)
-            self.force_close()
+        if not self._header_due:
+            return
+        if private.request_count(self) != self._armed_at or private.request_in_progress(self):
+            self._header_due = False
+            return
+        loop = private.handler_loop(self)
+        left = self._header_due_at - loop.time()
+        if left > 0:
+            self._header_timer = loop.call_later(left, self._header_deadline)
+            return
+        self._header_due = False
+        peer = self.transport.get_extra_info("peername") if self.transport else None
+        log.info("closing connection from %s: request headers not complete within %ss", peer, self._header_timeout)
+        self.force_close()
 
     # The send deadline: asyncio pauses writing while the client's buffer is full.
 
