@@ -210,17 +210,80 @@ def rewrite(policy: ErrorPolicy, status: int, headers: Mapping[str, str], raw: b
     larger (then it is not parsed). A response passes on when no rule claims
     it and its status is not intercepted, or when a legacy 200 does not say
     `"success": false`.
+
+    The decision depends on nothing but the policy, the status, the headers
+    in `policy.read_headers` and the body, so it is remembered (see `_Decisions`)
+    for bodies up to `_REMEMBERED_BODY` bytes, and only the request's own
+    members (`instance`, `request_id`) are filled in afresh.
     """
+    key = None
+    if raw is not None and len(raw) <= _REMEMBERED_BODY:
+        key = (status, raw, *map(headers.get, policy.read_headers))
+        known = _decisions.get(policy, key)
+        if known is not _UNKNOWN:
+            return _for_request(known, instance, request_id)
+    problem, remember = _decide(policy, status, headers, raw, instance=instance, request_id=request_id)
+    if key is not None and remember:
+        _decisions.put(policy, key, problem)
+    return problem
+
+
+def _decide(policy: ErrorPolicy, status: int, headers: Mapping[str, str], raw: bytes | None, *,
+            instance: str | None, request_id: str) -> tuple[Problem | None, bool]:
+    """`rewrite`'s decision, and whether it may be remembered (not when the body was scrubbed: that is logged)."""
     legacy = None if policy.intercepts(status) else policy.success_false
     cap = legacy.max_body if legacy is not None else policy.max_error_body
     reply = UpstreamReply(status, headers, decode_body(raw, headers.get("Content-Encoding", ""), cap))
     parsed = parse(reply, reply.body)
     if legacy is not None:
         if not success_false(legacy, parsed):
-            return None
+            return None, True
         return normalize(policy, reply, parsed, None, instance=instance, request_id=request_id,
-                         status=legacy.status)
+                         status=legacy.status), _unsafe(parsed) is None
     rule = select_rule(policy, reply, parsed)
     if rule is None and status not in policy.intercept:
+        return None, True
+    return normalize(policy, reply, parsed, rule, instance=instance, request_id=request_id), _unsafe(parsed) is None
+
+
+def _for_request(problem: Problem | None, instance: str | None, request_id: str) -> Problem | None:
+    """A remembered decision, for this request: its own copy, with its own members."""
+    if problem is None:
         return None
-    return normalize(policy, reply, parsed, rule, instance=instance, request_id=request_id)
+    return Problem(status=problem.status, title=problem.title, detail=problem.detail, type=problem.type,
+                   instance=instance, request_id=request_id, extensions=dict(problem.extensions),
+                   proxy_status=problem.proxy_status)
+
+
+_REMEMBERED_BODY = 8 * 1024  # larger error bodies are worked out each time
+_UNKNOWN = object()
+
+
+class _Decisions:
+    """The decisions of the last `size` distinct upstream errors, per policy.
+
+    A legacy service answers most of its errors with a handful of bodies (the
+    same 409 for every stale write to a document, the same 503 while it is
+    down): each is parsed, scrubbed and normalized once, not on every
+    response. Bodies that vary (a timestamp, an id) only cost a lookup. The
+    oldest decision goes first once `size` are kept; a reload's new policies
+    start afresh (they are other objects: the old ones' decisions age out).
+    """
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        self._kept: dict[tuple, tuple[ErrorPolicy, Problem | None]] = {}
+
+    def get(self, policy: ErrorPolicy, key: tuple) -> Problem | None | object:
+        kept = self._kept.get((id(policy), *key))
+        return kept[1] if kept is not None and kept[0] is policy else _UNKNOWN
+
+    def put(self, policy: ErrorPolicy, key: tuple, problem: Problem | None) -> None:
+        kept = self._kept
+        if len(kept) >= self._size:
+            del kept[next(iter(kept))]
+        stored = None if problem is None else _for_request(problem, None, "")
+        kept[(id(policy), *key)] = (policy, stored)
+
+
+_decisions = _Decisions()

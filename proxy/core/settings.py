@@ -202,6 +202,8 @@ class ErrorPolicy:
     rules: tuple[ErrorRule, ...] = ()
     success_false: SuccessFalse | None = None
     _intercepted: frozenset[int] = field(init=False, repr=False, compare=False)
+    # The upstream headers a rewrite reads: its body's type and coding, the ETag, and those rules match on.
+    read_headers: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Asked on every response: the answer for each status is worked out once.
@@ -211,6 +213,9 @@ class ErrorPolicy:
             if rewrites and (status in self.intercept or any(status in rule.status for rule in self.rules))
         )
         object.__setattr__(self, "_intercepted", statuses)
+        matched = {name.lower(): name for rule in self.rules for name, _ in rule.header_matches}
+        object.__setattr__(self, "read_headers", ("Content-Type", "Content-Encoding", "ETag", *(
+            name for lower, name in matched.items() if lower not in ("content-type", "content-encoding", "etag"))))
 
     def intercepts(self, status: int) -> bool:
         """Whether an upstream response with this status is rewritten (or may be, by a rule)."""
