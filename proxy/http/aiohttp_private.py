@@ -23,12 +23,14 @@ the canary passes on it.
       _resume_reading_if_drained                as `RequestHandler.finish_response` would
     web.Server._kwargs, web.Server._loop      building our RequestHandler subclass
     BaseSite._server                          the sockets a site listens on (port 0 resolved)
-    StreamResponse._prepare_headers           NoInventedHeaders: no Server/Content-Type nobody set
+    StreamResponse._prepare_headers           NoInventedHeaders: no Server/Content-Type nobody set, and
+      _cookies, _compression, _chunked          only the steps the proxy's responses need (aiohttp's own
+                                                for one with cookies, compression or chunking)
     StreamResponse._send_headers_immediately  pass-through: head leaves with the first body bytes
     StreamResponse._payload_writer            pass-through: send the head ahead of a slow body
     StreamResponse(_real_headers=)            pass-through: the filtered upstream headers, not copied again
-    StreamResponse._req, _headers,            pass-through: DeferredHeadResponse._prepare_headers, aiohttp's
-      _keep_alive, _must_be_empty_body          own less what a forwarded response never has
+    StreamResponse._req, _headers,            NoInventedHeaders._prepare_headers: aiohttp's own less
+      _keep_alive, _must_be_empty_body          what the proxy's responses never have
     helpers.rfc822_formatted_time,            ... and its Date and framing, as aiohttp sets them
       helpers.should_remove_content_length,
       helpers.must_be_empty_body
@@ -56,53 +58,38 @@ from ..core.settings import Address
 
 
 class NoInventedHeaders:
-    """Keeps aiohttp from adding a Server or Content-Type nobody set.
+    """Keeps aiohttp from adding a Server or Content-Type nobody set, and prepares a head with
+    only the steps the proxy's responses need.
 
     aiohttp fills both in when absent; a proxy must neither invent headers the
     upstream did not send nor advertise its own software. (Date is still added,
-    as RFC 9110 §6.6.1 asks of a proxy.)
+    as RFC 9110 §6.6.1 asks of a proxy.) Nothing else is added but what aiohttp
+    adds to any response: the framing and Connection fields this hop needs.
+    The proxy's responses set no cookies, compression or chunking of their
+    own; one that does gets aiohttp's whole preparation.
     """
 
     async def _prepare_headers(self) -> None:
-        had_type = hdrs.CONTENT_TYPE in self.headers  # type: ignore[attr-defined]
-        had_server = hdrs.SERVER in self.headers  # type: ignore[attr-defined]
-        await super()._prepare_headers()  # type: ignore[misc]
-        if not had_type:
-            self.headers.popall(hdrs.CONTENT_TYPE, None)  # type: ignore[attr-defined]
-        if not had_server:
-            self.headers.popall(hdrs.SERVER, None)  # type: ignore[attr-defined]
-
-
-class DeferredHeadResponse(web.StreamResponse):
-    """A forwarded response: its head leaves with the first body bytes, or when `send_head` says.
-
-    Its headers are taken as given (the filtered upstream ones), not copied.
-    Nothing is added to them but what aiohttp adds to any response: Date when
-    missing, and the framing and Connection fields this hop needs. No Server
-    or Content-Type is invented (see NoInventedHeaders); no cookies,
-    compression or chunking are set on a forwarded response, so aiohttp's
-    steps for those are left out.
-    """
-
-    _send_headers_immediately = False
-
-    def __init__(self, *, status: int = 200, reason: str | None = None,
-                 headers: CIMultiDict[str] | None = None) -> None:
-        super().__init__(status=status, reason=reason,
-                         _real_headers=headers if isinstance(headers, CIMultiDict) else CIMultiDict(headers or ()))
-
-    async def _prepare_headers(self) -> None:
-        request = self._req
-        writer = self._payload_writer
+        if self._cookies or self._compression or self._chunked:  # type: ignore[attr-defined]
+            had_type = hdrs.CONTENT_TYPE in self.headers  # type: ignore[attr-defined]
+            had_server = hdrs.SERVER in self.headers  # type: ignore[attr-defined]
+            await super()._prepare_headers()  # type: ignore[misc]
+            if not had_type:
+                self.headers.popall(hdrs.CONTENT_TYPE, None)  # type: ignore[attr-defined]
+            if not had_server:
+                self.headers.popall(hdrs.SERVER, None)  # type: ignore[attr-defined]
+            return
+        request = self._req  # type: ignore[attr-defined]
+        writer = self._payload_writer  # type: ignore[attr-defined]
         assert request is not None and writer is not None
-        headers = self._headers
-        keep_alive = self._keep_alive
+        headers = self._headers  # type: ignore[attr-defined]
+        keep_alive = self._keep_alive  # type: ignore[has-type]
         if keep_alive is None:
             keep_alive = request.keep_alive
         version = request.version
-        writer.length = length = self.content_length
-        if self._must_be_empty_body:
-            if hdrs.CONTENT_LENGTH in headers and should_remove_content_length(request.method, self.status):
+        writer.length = length = self.content_length  # type: ignore[attr-defined]
+        if self._must_be_empty_body:  # type: ignore[attr-defined]
+            if hdrs.CONTENT_LENGTH in headers and should_remove_content_length(request.method, self.status):  # type: ignore[attr-defined]
                 del headers[hdrs.CONTENT_LENGTH]
             headers.popall(hdrs.TRANSFER_ENCODING, None)
         elif length is None:
@@ -120,6 +107,20 @@ class DeferredHeadResponse(web.StreamResponse):
                     headers[hdrs.CONNECTION] = "keep-alive"
             elif version == HttpVersion11:
                 headers[hdrs.CONNECTION] = "close"
+
+
+class DeferredHeadResponse(NoInventedHeaders, web.StreamResponse):
+    """A forwarded response: its head leaves with the first body bytes, or when `send_head` says.
+
+    Its headers are taken as given (the filtered upstream ones), not copied.
+    """
+
+    _send_headers_immediately = False
+
+    def __init__(self, *, status: int = 200, reason: str | None = None,
+                 headers: CIMultiDict[str] | None = None) -> None:
+        super().__init__(status=status, reason=reason,
+                         _real_headers=headers if isinstance(headers, CIMultiDict) else CIMultiDict(headers or ()))
 
     def send_head(self) -> None:
         """Send the head now, ahead of a body that is not there yet."""

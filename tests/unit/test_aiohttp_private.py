@@ -62,6 +62,9 @@ def _instance_attributes(cls: type) -> set[str]:
     pytest.param(web.StreamResponse, "_keep_alive", id="StreamResponse._keep_alive"),
     pytest.param(web.StreamResponse, "_must_be_empty_body", id="StreamResponse._must_be_empty_body"),
     pytest.param(web.StreamResponse, "_eof_sent", id="StreamResponse._eof_sent"),
+    pytest.param(web.StreamResponse, "_cookies", id="StreamResponse._cookies"),
+    pytest.param(web.StreamResponse, "_compression", id="StreamResponse._compression"),
+    pytest.param(web.StreamResponse, "_chunked", id="StreamResponse._chunked"),
     pytest.param(web.StreamResponse, "_body_length", id="StreamResponse._body_length"),
     pytest.param(ClientWebSocketResponse, "_response", id="ClientWebSocketResponse._response"),
 ])
