@@ -34,8 +34,8 @@ the canary passes on it.
     helpers.rfc822_formatted_time,            ... and its Date and framing, as aiohttp sets them
       helpers.should_remove_content_length,
       helpers.must_be_empty_body
-    StreamResponse._eof_sent, _keep_alive,    write_whole: a response written through the request's
-      _body_length                              writer, which aiohttp then finds complete
+    StreamResponse._eof_sent, _keep_alive,    write_whole, write_rendered: a response written through
+      _body_length                              the request's writer, which aiohttp then finds complete
     ClientWebSocketResponse._response         the upstream's handshake headers, for the client
 """
 
@@ -154,7 +154,7 @@ class WrittenResponse(web.StreamResponse):
 
 
 async def write_whole(request: web.BaseRequest, status: int, reason: str, fields: list[tuple[str, str]],
-                      body: bytes) -> WrittenResponse:
+                      body: bytes, keep_alive: bool | None = None) -> WrittenResponse:
     """Send a response whose body is all here: its head and body in one write, framed here.
 
     aiohttp's own response machinery is for responses built piece by piece;
@@ -166,7 +166,8 @@ async def write_whole(request: web.BaseRequest, status: int, reason: str, fields
     hold no framing of their own.
     """
     method, version = request.method, request.version
-    keep_alive = request.keep_alive
+    if keep_alive is None:
+        keep_alive = request.keep_alive
     if must_be_empty_body(method, status):
         body = b""
     else:
@@ -181,6 +182,22 @@ async def write_whole(request: web.BaseRequest, status: int, reason: str, fields
                                _Fields(fields))  # type: ignore[arg-type]
     await writer.write_eof(body)
     return WrittenResponse(status, reason, keep_alive, len(body))
+
+
+async def write_rendered(request: web.BaseRequest, response: web.Response) -> web.StreamResponse:
+    """A response the proxy rendered (its body whole), sent as `write_whole` sends one; one with
+    cookies, compression or chunking, or not made of bytes, is left to aiohttp."""
+    body = response.body
+    if response._cookies or response._compression or response._chunked or not isinstance(body, bytes) \
+            or response.prepared:
+        return response
+    status, headers = response.status, response.headers
+    fields = list(headers.items())
+    if keeps_length(request.method, status):  # HEAD: the length a GET would have had
+        fields.append((hdrs.CONTENT_LENGTH, str(len(body))))
+    if hdrs.DATE not in headers:
+        fields.append((hdrs.DATE, rfc822_formatted_time()))
+    return await write_whole(request, status, response.reason, fields, body, response._keep_alive)
 
 
 def date_now() -> str:

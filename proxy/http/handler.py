@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 
 from aiohttp import hdrs, web
 
@@ -30,8 +31,11 @@ from . import cors, maintenance, websocket
 from .body import RequestBody
 from .guard import Guard
 from .pages import Pages
+from .aiohttp_private import write_rendered
 from .passthrough import stream_back
 from .render import ProblemResponse, Shape, render
+
+log = logging.getLogger("errorproxy")
 
 
 class Proxy:
@@ -88,6 +92,11 @@ class Proxy:
             self.access_log.write(exchange)
         if isinstance(response, ProblemResponse):  # every error rendered for this request, whatever raised it
             cors.add_headers(response, route.cors if route is not None else self.settings.cors, request)
+            try:
+                return await write_rendered(request, response)  # head and body in one write
+            except ConnectionError:
+                log.info("client went away before its error was sent request_id=%s", request_id)
+                response.force_close()
         return response
 
     def _shape(self, route: Route | None) -> Shape:

@@ -33,6 +33,7 @@ from ..core.texts import CLASS_TITLES, N_, TITLES, text_id, title_id
 
 DOMAIN = "errorproxy"
 LOCALE = resources.files("proxy") / "locale"
+_LOCALIZED = 1024  # problems whose translation a catalog remembers (then it starts afresh)
 _SOURCE_TITLES = {text.id: text for text in (*TITLES.values(), *CLASS_TITLES.values())}
 
 
@@ -63,6 +64,8 @@ class Catalog:
         self.language = language
         self._translations = compiled(language)
         self._overrides = dict(overrides or {})
+        # What `localize` changes, by (status, title, detail): worked out once for each problem seen.
+        self._localized: dict[tuple[int, str, str], dict[str, str]] = {}
 
     def __repr__(self) -> str:
         return f"Catalog({self.language!r})"
@@ -91,6 +94,16 @@ class Catalog:
         id from `core.texts.title_id`); a detail when it is one of the proxy's
         own texts. Untranslated (English, no override) leaves them as they were.
         """
+        seen = (problem.status, problem.title, problem.detail)
+        changes = self._localized.get(seen)
+        if changes is None:
+            changes = self._changes(problem)
+            if len(self._localized) >= _LOCALIZED:
+                self._localized.clear()
+            self._localized[seen] = changes
+        return dataclasses.replace(problem, **changes) if changes else problem
+
+    def _changes(self, problem: Problem) -> dict[str, str]:
         changes = {}
         if (key := title_id(problem.status, problem.title)) is not None:
             source = _SOURCE_TITLES[key]
@@ -101,7 +114,7 @@ class Catalog:
             detail = self.pgettext(key, problem.detail)
             if detail != problem.detail:
                 changes["detail"] = detail
-        return dataclasses.replace(problem, **changes) if changes else problem
+        return changes
 
 
 class Texts:
