@@ -71,8 +71,8 @@ class Connection(asyncio.Protocol):
         return (self.reusable and transport is not None and not transport.is_closing()
                 and (idle_before is None or self.idle_since > idle_before))
 
-    async def send(self, response: Exchange, head: bytes, body: AsyncIterator[bytes] | None, chunked: bool) -> None:
-        """Write the request and wait for the response's head."""
+    def send(self, response: Exchange, head: bytes, body: AsyncIterator[bytes] | None, chunked: bool) -> None:
+        """Write the request's head, and start its body on its way; the caller then waits for the response's head."""
         transport = self.transport
         if transport is None or transport.is_closing():
             raise Disconnected("the connection closed before the request was sent")
@@ -81,7 +81,6 @@ class Connection(asyncio.Protocol):
         transport.write(head)
         if body is not None:
             self._body_task = asyncio.ensure_future(self._send_body(response, body, chunked))
-        await response.wait_head()
 
     async def _send_body(self, response: Exchange, body: AsyncIterator[bytes], chunked: bool) -> None:
         try:

@@ -75,11 +75,16 @@ class ConnectionPool:
         head = _serialize(method, path, headers, chunked)
         settings = self.settings
         while True:
-            connection, reused = await self._acquire(key)
+            # An idle connection is taken at once; `_acquire` waits or dials for one.
+            connection = self._take_idle(key) if not self._closed else None
+            reused = connection is not None
+            if connection is None:
+                connection, reused = await self._acquire(key)
             response = Response(connection, method == "HEAD", body is not None,
                                 settings.read_timeout, settings.max_line_size)
             try:
-                await connection.send(response, head, body, chunked)
+                connection.send(response, head, body, chunked)
+                await response.wait_head()
             except Disconnected:
                 if reused and body is None and method in _IDEMPOTENT and not response.started:
                     continue

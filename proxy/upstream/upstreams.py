@@ -103,14 +103,15 @@ class Upstreams:
         balancer = self._get(upstream).balancer
         return [balancer.ejected(index) for index in range(len(upstream.targets))]
 
-    async def send(self, upstream: UpstreamSettings, method: str, target: str, headers: CIMultiDict[str],
-                   body: AsyncIterable[bytes] | None = None, *, request_id: str,
-                   keep_host: bool = False) -> Response:
+    def send(self, upstream: UpstreamSettings, method: str, target: str, headers: CIMultiDict[str],
+             body: AsyncIterable[bytes] | None = None, *, request_id: str,
+             keep_host: bool = False) -> Awaitable[Response]:
         """The upstream's response to `method target` (its head; the body is read from it).
 
         `target` is the path and query as the upstream's base path continues
         it; `headers` are sent as given, but for Host, set per try to the
-        target's authority unless `keep_host`.
+        target's authority unless `keep_host`. (A function that hands over the
+        tries' coroutine, to be awaited: one coroutine less a request.)
         """
         kept = self._get(upstream)
         connections, aims = kept.connections, kept.aims
@@ -123,10 +124,10 @@ class Upstreams:
             return connections.request(key, method, base + target, headers, once)
 
         idempotent = once is None and method in IDEMPOTENT
-        if kept.breaker is None:  # no caps: straight to the tries, one coroutine less a request
-            return await self._tries(kept, request_id, attempt, idempotent, lambda: once is not None and once.started)
-        return await self._try(upstream, request_id, attempt, idempotent=idempotent,
-                               body_started=lambda: once is not None and once.started)
+        if kept.breaker is None:  # no caps: straight to the tries
+            return self._tries(kept, request_id, attempt, idempotent, lambda: once is not None and once.started)
+        return self._try(upstream, request_id, attempt, idempotent=idempotent,
+                         body_started=lambda: once is not None and once.started)
 
     async def connect_websocket(self, upstream: UpstreamSettings, target: str, headers: CIMultiDict[str], *,
                                 protocols: list[str], max_message: int, request_id: str,
