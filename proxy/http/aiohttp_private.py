@@ -34,8 +34,9 @@ the canary passes on it.
     helpers.rfc822_formatted_time,            ... and its Date and framing, as aiohttp sets them
       helpers.should_remove_content_length,
       helpers.must_be_empty_body
-    StreamResponse._eof_sent, _keep_alive,    write_whole, write_rendered: a response written through
-      _body_length                              the request's writer, which aiohttp then finds complete
+    StreamResponse._eof_sent, _keep_alive,    write_whole, write_rendered: a response written past
+      _body_length                              aiohttp's machinery, which then finds it complete
+    http_writer._serialize_headers            ... its head serialized and checked as aiohttp does
     ClientWebSocketResponse._response         the upstream's handshake headers, for the client
 """
 
@@ -47,7 +48,9 @@ from collections import deque
 from typing import Any, Callable
 
 from aiohttp import ClientWebSocketResponse, hdrs, http_parser, web, web_protocol
+from aiohttp.client_exceptions import ClientConnectionResetError
 from aiohttp.helpers import must_be_empty_body, rfc822_formatted_time, should_remove_content_length
+from aiohttp.http_writer import _serialize_headers as serialize_headers
 from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler
@@ -158,9 +161,10 @@ async def write_whole(request: web.BaseRequest, status: int, reason: str, fields
     """Send a response whose body is all here: its head and body in one write, framed here.
 
     aiohttp's own response machinery is for responses built piece by piece;
-    for one that is whole, the head is serialized and written with the body
-    by the request's writer, which checks every field as it does for any
-    response (no control characters). What aiohttp adds to any response is
+    for one that is whole, the head is serialized by aiohttp's own serializer,
+    which checks every field as it does for any response (no control
+    characters), and written with the body in one go, counted in the request's
+    writer as its own writes are. What aiohttp adds to any response is
     added here too: Content-Length (unless the status or method forbids a
     body), Date when missing, and Connection as this hop needs it. `fields`
     hold no framing of their own.
@@ -177,10 +181,16 @@ async def write_whole(request: web.BaseRequest, status: int, reason: str, fields
             fields.append((hdrs.CONNECTION, "keep-alive"))
     elif version == HttpVersion11:
         fields.append((hdrs.CONNECTION, "close"))
+    head = serialize_headers(f"HTTP/{version.major}.{version.minor} {status} {reason}", _Fields(fields))
     writer = request.writer
-    await writer.write_headers(f"HTTP/{version.major}.{version.minor} {status} {reason}",
-                               _Fields(fields))  # type: ignore[arg-type]
-    await writer.write_eof(body)
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        raise ClientConnectionResetError("Cannot write to closing transport")
+    data = head + body if body else head
+    writer.output_size += len(data)
+    transport.write(data)
+    if transport.get_write_buffer_size():
+        await writer.drain()  # the client reads slowly: wait, as aiohttp's writer does
     return WrittenResponse(status, reason, keep_alive, len(body))
 
 

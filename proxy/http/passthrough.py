@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Awaitable
 
 from aiohttp import web
 
@@ -37,7 +38,7 @@ async def stream_back(request: web.BaseRequest, upstream_response: Response, exc
     """
     version = _VERSIONS.get(upstream_response.version) or "%d.%d" % upstream_response.version
     if not complete and upstream_response.complete:
-        prefix += await upstream_response.read()  # all there: head and body go in one write
+        prefix += upstream_response.take()  # all there: head and body go in one write
         complete = True
     if complete and _by_length(request.method, upstream_response):
         try:
@@ -93,9 +94,9 @@ def _by_length(method: str, upstream_response: Response) -> bool:
     return "Content-Length" in upstream_headers or no_body(method, upstream_response.status)
 
 
-async def _send_whole(request: web.BaseRequest, upstream_response: Response, body: bytes, version: str,
-                      etag: str | None) -> web.StreamResponse:
-    """A response that arrived whole: head and body leave in one write, framed by its length."""
+def _send_whole(request: web.BaseRequest, upstream_response: Response, body: bytes, version: str,
+                etag: str | None) -> Awaitable[web.StreamResponse]:
+    """A response that arrived whole: head and body leave in one write, framed by its length (to be awaited)."""
     upstream_headers = upstream_response.headers
     fields = headers.downstream_fields(upstream_headers, version, framing=False)
     status = upstream_response.status
@@ -106,7 +107,7 @@ async def _send_whole(request: web.BaseRequest, upstream_response: Response, bod
         fields.extend(("Content-Length", value) for value in upstream_headers.getall("Content-Length", ()))
     if "Date" not in upstream_headers:
         fields.append(("Date", date_now()))
-    return await write_whole(request, status, upstream_response.reason, fields, body)
+    return write_whole(request, status, upstream_response.reason, fields, body)
 
 
 def _failed(request: web.BaseRequest, upstream_response: Response, exchange: Exchange,

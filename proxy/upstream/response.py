@@ -101,7 +101,13 @@ class Response:
                 await self._waiter
             finally:
                 self._waiter = None
+        return self.take()
+
+    def take(self) -> bytes:
+        """What of the body is buffered, without waiting (all of it, once `complete`)."""
         chunks = self._chunks
+        if not chunks:
+            return b""
         chunk = chunks.popleft() if len(chunks) == 1 else b"".join(chunks)
         chunks.clear()
         self._buffered = 0

@@ -81,6 +81,11 @@ def test_forwarded_response_needs_exist() -> None:
         _missing(web.StreamResponse, "__init__(_real_headers=)")
     for name in ("rfc822_formatted_time", "should_remove_content_length", "must_be_empty_body"):
         assert callable(getattr(helpers, name, None)), f"{VERSION} has no aiohttp.helpers.{name}"
+    from aiohttp import http_writer
+    assert callable(getattr(http_writer, "_serialize_headers", None)), \
+        f"{VERSION} has no aiohttp.http_writer._serialize_headers"
+    with pytest.raises(ValueError):  # it still refuses a control character, as write_whole relies on
+        aiohttp_private.serialize_headers("HTTP/1.1 200 OK", CIMultiDict({"X-A": "a\x01b"}))
     headers = CIMultiDict({"ETag": '"v1"'})
     assert aiohttp_private.DeferredHeadResponse(status=200, headers=headers).headers is headers
 
