@@ -123,11 +123,8 @@ class Upstreams:
                 headers["Host"] = host
             return connections.request(key, method, base + target, headers, once)
 
-        idempotent = once is None and method in IDEMPOTENT
-        if kept.breaker is None:  # no caps: straight to the tries
-            return self._tries(kept, request_id, attempt, idempotent, lambda: once is not None and once.started)
-        return self._try(upstream, request_id, attempt, idempotent=idempotent,
-                         body_started=lambda: once is not None and once.started)
+        return self._tries(kept, request_id, attempt, once is None and method in IDEMPOTENT,
+                           lambda: once is not None and once.started)
 
     async def connect_websocket(self, upstream: UpstreamSettings, target: str, headers: CIMultiDict[str], *,
                                 protocols: list[str], max_message: int, request_id: str,
@@ -155,84 +152,79 @@ class Upstreams:
             return session.ws_connect(url, headers=headers, protocols=protocols, autoclose=False,
                                       max_msg_size=max_message, compress=0, **secure)
 
-        return await self._try(upstream, request_id, attempt, idempotent=True, body_started=lambda: False)
+        return await self._tries(kept, request_id, attempt, True, lambda: False)
 
-    async def _try(self, upstream: UpstreamSettings, request_id: str, attempt: Callable[[int], Awaitable[R]], *,
-                   idempotent: bool, body_started: Callable[[], bool]) -> R:
-        """`await attempt(index)` (of a target) within the upstream's breaker caps, tried again while allowed.
+    async def _tries(self, kept: UpstreamState, request_id: str, attempt: Callable[[int], Awaitable[R]],
+                     idempotent: bool, body_started: Callable[[], bool]) -> R:
+        """`await attempt(index)` at the target the balancer picks, within the upstream's breaker caps,
+        tried again (see `balancer`) while allowed.
 
         `idempotent`: the method is, and the request has no body.
         `body_started()` says, after a failure, whether its body began to stream.
         """
-        kept = self._get(upstream)
-        breaker = kept.breaker
-        if breaker is None:
-            return await self._tries(kept, request_id, attempt, idempotent, body_started)
-        cap = breaker.enter()
-        if cap is not None:
-            log.warning("upstream %s: %s (%d) reached, %d request(s) awaiting it: 503 request_id=%s",
-                        upstream.name, cap, getattr(upstream, cap), breaker.active, request_id)
-            metrics.upstream_failed(upstream.name, errors.ConnectionLimitReached.proxy_status)
-            raise errors.ConnectionLimitReached()
+        upstream, balancer, breaker = kept.settings, kept.balancer, kept.breaker
+        if breaker is not None:
+            cap = breaker.enter()
+            if cap is not None:
+                log.warning("upstream %s: %s (%d) reached, %d request(s) awaiting it: 503 request_id=%s",
+                            upstream.name, cap, getattr(upstream, cap), breaker.active, request_id)
+                metrics.upstream_failed(upstream.name, errors.ConnectionLimitReached.proxy_status)
+                raise errors.ConnectionLimitReached()
         try:
-            return await self._tries(kept, request_id, attempt, idempotent, body_started)
-        finally:
-            breaker.leave()
-
-    async def _tries(self, kept: UpstreamState, request_id: str, attempt: Callable[[int], Awaitable[R]],
-                     idempotent: bool, body_started: Callable[[], bool]) -> R:
-        """`await attempt(index)` at the target the balancer picks, tried again (see `balancer`) while allowed."""
-        upstream, balancer = kept.settings, kept.balancer
-        kept.budget.request()
-        tried: list[int] = []
-        while True:
-            index = balancer.pick(tried)
-            tried.append(index)
-            try:
-                result = await attempt(index)
-            except errors.ProxyError:
-                raise  # the client's side failed (its body): nothing to say about the target
-            except aiohttp.WSServerHandshakeError as exc:
-                kept.report(index, Outcome.FAILED if exc.status >= 500 else Outcome.ANSWERED, exc.status, request_id)
-                if exc.status >= 400:
-                    keep = tuple(actionable(exc.headers)) if exc.headers is not None else ()
-                    raise errors.UpgradeRefused(exc.status, keep) from exc
-                raise map_failure(exc, upstream, request_id) from exc
-            except Exception as exc:
-                result_of_try = outcome(exc)
-                what = f"{type(exc).__name__}: {str(exc)[:300]}"
-                ejected = kept.report(index, result_of_try, what, request_id, quiet=True)
-                reason = retry_reason(exc, result_of_try)
-                delay = kept.retry_delay(reason, len(tried), idempotent, body_started(), request_id)
-                if result_of_try is Outcome.UNREACHABLE:
-                    log.warning(
-                        "upstream %s target %s unreachable (%s)%s%s request_id=%s",
-                        upstream.name, upstream.targets[index], what,
-                        "" if ejected is None else f", ejected for {ejected:g}s",
-                        "" if delay is None else f", trying another in {delay:g}s", request_id,
-                    )
-                elif delay is not None:
-                    log.warning("upstream %s target %s failed (%s), retrying in %gs request_id=%s",
-                                upstream.name, upstream.targets[index], what, delay, request_id)
-                if delay is None:
+            kept.budget.request()
+            tried: list[int] = []
+            while True:
+                index = balancer.pick(tried)
+                tried.append(index)
+                try:
+                    result = await attempt(index)
+                except errors.ProxyError:
+                    raise  # the client's side failed (its body): nothing to say about the target
+                except aiohttp.WSServerHandshakeError as exc:
+                    answered = Outcome.FAILED if exc.status >= 500 else Outcome.ANSWERED
+                    kept.report(index, answered, exc.status, request_id)
+                    if exc.status >= 400:
+                        keep = tuple(actionable(exc.headers)) if exc.headers is not None else ()
+                        raise errors.UpgradeRefused(exc.status, keep) from exc
                     raise map_failure(exc, upstream, request_id) from exc
-                metrics.upstream_retried(upstream.name, reason or "")
-            else:
-                if not isinstance(result, Response):
-                    balancer.report(index, Outcome.ANSWERED)
-                    return result
-                status = result.status
-                kept.report(index, Outcome.FAILED if status >= 500 else Outcome.ANSWERED, status, request_id)
-                if not upstream.retries_status(status):
-                    return result
-                delay = kept.retry_delay(str(status), len(tried), idempotent, False, request_id)
-                if delay is None:
-                    return result  # the last answer is the client's
-                log.warning("upstream %s target %s answered %d, retrying in %gs request_id=%s",
-                            upstream.name, upstream.targets[index], status, delay, request_id)
-                metrics.upstream_retried(upstream.name, str(status))
-                await _discard(result)
-            await asyncio.sleep(delay)
+                except Exception as exc:
+                    result_of_try = outcome(exc)
+                    what = f"{type(exc).__name__}: {str(exc)[:300]}"
+                    ejected = kept.report(index, result_of_try, what, request_id, quiet=True)
+                    reason = retry_reason(exc, result_of_try)
+                    delay = kept.retry_delay(reason, len(tried), idempotent, body_started(), request_id)
+                    if result_of_try is Outcome.UNREACHABLE:
+                        log.warning(
+                            "upstream %s target %s unreachable (%s)%s%s request_id=%s",
+                            upstream.name, upstream.targets[index], what,
+                            "" if ejected is None else f", ejected for {ejected:g}s",
+                            "" if delay is None else f", trying another in {delay:g}s", request_id,
+                        )
+                    elif delay is not None:
+                        log.warning("upstream %s target %s failed (%s), retrying in %gs request_id=%s",
+                                    upstream.name, upstream.targets[index], what, delay, request_id)
+                    if delay is None:
+                        raise map_failure(exc, upstream, request_id) from exc
+                    metrics.upstream_retried(upstream.name, reason or "")
+                else:
+                    if not isinstance(result, Response):
+                        balancer.report(index, Outcome.ANSWERED)
+                        return result
+                    status = result.status
+                    kept.report(index, Outcome.FAILED if status >= 500 else Outcome.ANSWERED, status, request_id)
+                    if not upstream.retries_status(status):
+                        return result
+                    delay = kept.retry_delay(str(status), len(tried), idempotent, False, request_id)
+                    if delay is None:
+                        return result  # the last answer is the client's
+                    log.warning("upstream %s target %s answered %d, retrying in %gs request_id=%s",
+                                upstream.name, upstream.targets[index], status, delay, request_id)
+                    metrics.upstream_retried(upstream.name, str(status))
+                    await _discard(result)
+                await asyncio.sleep(delay)
+        finally:
+            if breaker is not None:
+                breaker.leave()
 
     async def close(self) -> None:
         """Close every upstream this one owns (those a newer `Upstreams` adopted are its to close)."""
