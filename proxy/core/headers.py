@@ -7,6 +7,7 @@ import logging
 import os
 import random
 import re
+from typing import Iterable
 
 from multidict import CIMultiDict, CIMultiDictProxy, istr
 
@@ -39,7 +40,6 @@ _FORWARDING_LOWER = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwar
 _UNTRUSTED_DROP = _REQUEST_DROP_LOWER | _FORWARDING_LOWER | {"via", "x-request-id"}
 _TRUSTED_DROP = _REQUEST_DROP_LOWER | {"x-forwarded-for", "via", "x-request-id"}
 _RESPONSE_DROP = _HOP_BY_HOP_LOWER | {"via"}
-_RESPONSE_DROP_FRAMING = _RESPONSE_DROP | {"content-length"}
 # Connection values that name no further header (`keep-alive` names Keep-Alive, hop-by-hop already).
 _PLAIN_CONNECTION = frozenset({"keep-alive", "close"})
 # Upstream headers a rewritten error keeps: what the client needs to act on it
@@ -82,6 +82,7 @@ def _forwardable(incoming: CIMultiDictProxy[str], dropped: frozenset[str],
     connection = incoming.getall("Connection", None)
     if connection is not None and not (len(connection) == 1 and connection[0].lower() in _PLAIN_CONNECTION):
         listed = {token.lower() for token in connection_tokens(incoming)}
+        listed.discard("content-length")  # the message's own framing: no option of a hop's
         dropped = dropped | listed
         if "via" in listed:
             via = []
@@ -89,6 +90,28 @@ def _forwardable(incoming: CIMultiDictProxy[str], dropped: frozenset[str],
         return [(name, value) for name, value in incoming.items() if name.lower() not in dropped], via
     return [(name, value) for name, value in incoming.items()
             if name.lower() not in dropped and "_" not in name], via
+
+
+# A control character other than HTAB, in a field or the status line, would let a value end the line.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+
+
+def head_bytes(status_line: str, fields: Iterable[tuple[str, str]]) -> bytes:
+    """A response head: the status line, the fields, the blank line.
+
+    Field bytes go out as they came in: obs-text (bytes past ASCII, which an
+    upstream may send and which arrive as surrogates) is written back as the
+    same bytes. A control character anywhere but the line ends raises
+    ValueError, as aiohttp's own serializer does.
+
+    >>> head_bytes("HTTP/1.1 200 OK", [("X-A", "caf\\udce9")])
+    b'HTTP/1.1 200 OK\\r\\nX-A: caf\\xe9\\r\\n\\r\\n'
+    """
+    lines = [status_line, *map(": ".join, fields)]
+    if _FORBIDDEN.search("\t".join(lines)):
+        raise ValueError("Forbidden control character detected in headers. Potential header injection attack.")
+    lines.append("\r\n")
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
 
 
 def _via(prior: list[str], version: str) -> tuple[str, str]:
@@ -186,10 +209,8 @@ def downstream_response_headers(incoming: CIMultiDictProxy[str], version: str) -
     return CIMultiDict(downstream_fields(incoming, version))
 
 
-def downstream_fields(incoming: CIMultiDictProxy[str], version: str,
-                      framing: bool = True) -> list[tuple[str, str]]:
-    """`downstream_response_headers` as a list of fields; without Content-Length unless `framing`
-    (for a caller that frames the body itself)."""
-    out, via = _forwardable(incoming, _RESPONSE_DROP if framing else _RESPONSE_DROP_FRAMING)
+def downstream_fields(incoming: CIMultiDictProxy[str], version: str) -> list[tuple[str, str]]:
+    """`downstream_response_headers` as a list of fields, in the upstream's order, Via last."""
+    out, via = _forwardable(incoming, _RESPONSE_DROP)
     out.append(_via(via, version))
     return out

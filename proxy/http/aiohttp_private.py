@@ -36,7 +36,9 @@ the canary passes on it.
       helpers.must_be_empty_body
     StreamResponse._eof_sent, _keep_alive,    write_whole, write_rendered: a response written past
       _body_length                              aiohttp's machinery, which then finds it complete
-    http_writer._serialize_headers            ... its head serialized and checked as aiohttp does
+    StreamResponse._write_headers, _status,   NoInventedHeaders: the head serialized by head_bytes
+      _reason; StreamWriter._headers_buf,       (field bytes as they came, obs-text too), buffered
+      _headers_written, _on_headers_sent        where aiohttp's writer keeps it
     ClientWebSocketResponse._response         the upstream's handshake headers, for the client
 """
 
@@ -50,17 +52,17 @@ from typing import Any, Callable
 from aiohttp import ClientWebSocketResponse, hdrs, http_parser, web, web_protocol
 from aiohttp.client_exceptions import ClientConnectionResetError
 from aiohttp.helpers import must_be_empty_body, rfc822_formatted_time, should_remove_content_length
-from aiohttp.http_writer import _serialize_headers as serialize_headers
 from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.streams import EMPTY_PAYLOAD, StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from multidict import CIMultiDict
 
+from ..core.headers import head_bytes
 from ..core.settings import Address
 
 
-class NoInventedHeaders:
+class NoInventedHeaders(web.StreamResponse):
     """Keeps aiohttp from adding a Server or Content-Type nobody set, and prepares a head with
     only the steps the proxy's responses need.
 
@@ -73,26 +75,26 @@ class NoInventedHeaders:
     """
 
     async def _prepare_headers(self) -> None:
-        if self._cookies or self._compression or self._chunked:  # type: ignore[attr-defined]
-            had_type = hdrs.CONTENT_TYPE in self.headers  # type: ignore[attr-defined]
-            had_server = hdrs.SERVER in self.headers  # type: ignore[attr-defined]
-            await super()._prepare_headers()  # type: ignore[misc]
+        if self._cookies or self._compression or self._chunked:
+            had_type = hdrs.CONTENT_TYPE in self.headers
+            had_server = hdrs.SERVER in self.headers
+            await super()._prepare_headers()
             if not had_type:
-                self.headers.popall(hdrs.CONTENT_TYPE, None)  # type: ignore[attr-defined]
+                self.headers.popall(hdrs.CONTENT_TYPE, None)
             if not had_server:
-                self.headers.popall(hdrs.SERVER, None)  # type: ignore[attr-defined]
+                self.headers.popall(hdrs.SERVER, None)
             return
-        request = self._req  # type: ignore[attr-defined]
-        writer = self._payload_writer  # type: ignore[attr-defined]
+        request = self._req
+        writer = self._payload_writer
         assert request is not None and writer is not None
-        headers = self._headers  # type: ignore[attr-defined]
-        keep_alive = self._keep_alive  # type: ignore[has-type]
+        headers = self._headers
+        keep_alive = self._keep_alive
         if keep_alive is None:
             keep_alive = request.keep_alive
         version = request.version
-        writer.length = length = self.content_length  # type: ignore[attr-defined]
-        if self._must_be_empty_body:  # type: ignore[attr-defined]
-            if hdrs.CONTENT_LENGTH in headers and should_remove_content_length(request.method, self.status):  # type: ignore[attr-defined]
+        writer.length = length = self.content_length
+        if self._must_be_empty_body:
+            if hdrs.CONTENT_LENGTH in headers and should_remove_content_length(request.method, self._status):
                 del headers[hdrs.CONTENT_LENGTH]
             headers.popall(hdrs.TRANSFER_ENCODING, None)
         elif length is None:
@@ -111,8 +113,23 @@ class NoInventedHeaders:
             elif version == HttpVersion11:
                 headers[hdrs.CONNECTION] = "close"
 
+    async def _write_headers(self) -> None:
+        # aiohttp's own, with the head serialized by `head_bytes`: field bytes as they came.
+        writer = self._payload_writer
+        if getattr(writer, "_on_headers_sent", None) is not None:
+            await super()._write_headers()
+            return
+        request = self._req
+        assert writer is not None and request is not None
+        version = request.version
+        status_line = f"HTTP/{version.major}.{version.minor} {self._status} {self._reason}"
+        writer._headers_buf = head_bytes(status_line, self._headers.items())  # type: ignore[attr-defined]
+        writer._headers_written = False  # type: ignore[attr-defined]
+        if self._send_headers_immediately:
+            writer.send_headers()  # type: ignore[attr-defined]
 
-class DeferredHeadResponse(NoInventedHeaders, web.StreamResponse):
+
+class DeferredHeadResponse(NoInventedHeaders):
     """A forwarded response: its head leaves with the first body bytes, or when `send_head` says.
 
     Its headers are taken as given (the filtered upstream ones), not copied.
@@ -132,18 +149,6 @@ class DeferredHeadResponse(NoInventedHeaders, web.StreamResponse):
             writer.send_headers()  # type: ignore[attr-defined]
 
 
-class _Fields:
-    """A list of header fields as `StreamWriter.write_headers` reads a CIMultiDict: by `items()`."""
-
-    __slots__ = ("_fields",)
-
-    def __init__(self, fields: list[tuple[str, str]]) -> None:
-        self._fields = fields
-
-    def items(self) -> list[tuple[str, str]]:
-        return self._fields
-
-
 class WrittenResponse(web.StreamResponse):
     """A response `write_whole` has sent already: aiohttp's prepare and write_eof find nothing left to do."""
 
@@ -157,7 +162,8 @@ class WrittenResponse(web.StreamResponse):
 
 
 async def write_whole(request: web.BaseRequest, status: int, reason: str, fields: list[tuple[str, str]],
-                      body: bytes, keep_alive: bool | None = None) -> WrittenResponse:
+                      body: bytes, keep_alive: bool | None = None, date: bool = True,
+                      framed: bool = False) -> WrittenResponse:
     """Send a response whose body is all here: its head and body in one write, framed here.
 
     aiohttp's own response machinery is for responses built piece by piece;
@@ -165,23 +171,27 @@ async def write_whole(request: web.BaseRequest, status: int, reason: str, fields
     which checks every field as it does for any response (no control
     characters), and written with the body in one go, counted in the request's
     writer as its own writes are. What aiohttp adds to any response is
-    added here too: Content-Length (unless the status or method forbids a
-    body), Date when missing, and Connection as this hop needs it. `fields`
-    hold no framing of their own.
+    added here too, in its order: Content-Length (unless the status or method
+    forbids a body, or `framed` says `fields` have it already), Date (unless
+    `date` is false: `fields` have one), and Connection as this hop needs it.
     """
     method, version = request.method, request.version
     if keep_alive is None:
         keep_alive = request.keep_alive
     if must_be_empty_body(method, status):
         body = b""
-    else:
+        if framed and should_remove_content_length(method, status):
+            fields = [field for field in fields if field[0].lower() != "content-length"]
+    elif not framed:
         fields.append((hdrs.CONTENT_LENGTH, str(len(body))))
+    if date:
+        fields.append((hdrs.DATE, rfc822_formatted_time()))
     if keep_alive:
         if version == HttpVersion10:
             fields.append((hdrs.CONNECTION, "keep-alive"))
     elif version == HttpVersion11:
         fields.append((hdrs.CONNECTION, "close"))
-    head = serialize_headers(f"HTTP/{version.major}.{version.minor} {status} {reason}", _Fields(fields))
+    head = head_bytes(f"HTTP/{version.major}.{version.minor} {status} {reason}", fields)
     writer = request.writer
     transport = request.transport
     if transport is None or transport.is_closing():
@@ -205,14 +215,8 @@ async def write_rendered(request: web.BaseRequest, response: web.Response) -> we
     fields = list(headers.items())
     if keeps_length(request.method, status):  # HEAD: the length a GET would have had
         fields.append((hdrs.CONTENT_LENGTH, str(len(body))))
-    if hdrs.DATE not in headers:
-        fields.append((hdrs.DATE, rfc822_formatted_time()))
-    return await write_whole(request, status, response.reason, fields, body, response._keep_alive)
-
-
-def date_now() -> str:
-    """The Date value aiohttp would send now (cached by it for the second)."""
-    return rfc822_formatted_time()
+    return await write_whole(request, status, response.reason, fields, body, response._keep_alive,
+                             date=hdrs.DATE not in headers)
 
 
 def no_body(method: str, status: int) -> bool:

@@ -17,7 +17,7 @@ from ..core import errors, headers
 from ..core.settings import UpstreamSettings
 from ..observe.accesslog import Exchange
 from ..upstream import Response, map_failure
-from .aiohttp_private import DeferredHeadResponse, WrittenResponse, date_now, keeps_length, no_body, write_whole
+from .aiohttp_private import DeferredHeadResponse, WrittenResponse, no_body, write_whole
 
 log = logging.getLogger("errorproxy")
 _VERSIONS = {(1, 1): "1.1", (1, 0): "1.0"}
@@ -98,16 +98,12 @@ def _send_whole(request: web.BaseRequest, upstream_response: Response, body: byt
                 etag: str | None) -> Awaitable[web.StreamResponse]:
     """A response that arrived whole: head and body leave in one write, framed by its length (to be awaited)."""
     upstream_headers = upstream_response.headers
-    fields = headers.downstream_fields(upstream_headers, version, framing=False)
-    status = upstream_response.status
+    fields = headers.downstream_fields(upstream_headers, version)  # the upstream's Content-Length, where it was
     if etag is not None:
         fields = [field for field in fields if field[0].lower() != "etag"]
         fields.append(("ETag", etag))
-    if keeps_length(request.method, status):  # HEAD, 304: the length a GET would have had
-        fields.extend(("Content-Length", value) for value in upstream_headers.getall("Content-Length", ()))
-    if "Date" not in upstream_headers:
-        fields.append(("Date", date_now()))
-    return write_whole(request, status, upstream_response.reason, fields, body)
+    return write_whole(request, upstream_response.status, upstream_response.reason, fields, body,
+                       date="Date" not in upstream_headers, framed=True)
 
 
 def _failed(request: web.BaseRequest, upstream_response: Response, exchange: Exchange,

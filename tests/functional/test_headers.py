@@ -124,3 +124,29 @@ async def test_request_id_is_kept_or_made_and_forwarded(aiohttp_server, start_pr
             pass
     assert seen[0] == "abc-123"
     assert seen[1] != "bad id\twith spaces" and len(seen[1]) == 32
+
+
+async def test_a_whole_response_keeps_the_upstream_s_fields_in_their_order(raw_server, start_proxy):
+    """A small response that arrives whole leaves in one write: the upstream's fields byte for byte (obs-text
+    too) and in their order (Content-Length where it was), hop-by-hop ones and those Connection names removed,
+    then Via; its Date kept; the body framed by its length."""
+    server, _ = await _capture_upstream(raw_server, (
+        b"HTTP/1.1 200 Fine Thanks\r\nX-First: 1\r\nContent-Length: 5\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\n"
+        b"Connection: keep-alive, X-Hop\r\nX-Hop: dropped\r\nKeep-Alive: timeout=5\r\nVia: 1.0 edge\r\n"
+        b"Server: upstream/1\r\nX-Last: caf\xe9\r\n\r\nhello"))
+    proxy = await start_proxy(config_yaml(server.url))
+    answer = await raw_exchange(proxy.port, b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert answer == (
+        b"HTTP/1.1 200 Fine Thanks\r\nX-First: 1\r\nContent-Length: 5\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\n"
+        b"Server: upstream/1\r\nX-Last: caf\xe9\r\nVia: 1.0 edge, 1.1 errorproxy\r\nConnection: close\r\n\r\nhello")
+
+
+async def test_connection_cannot_take_away_a_response_s_length(raw_server, start_proxy):
+    """`Connection: Content-Length` names the message's own framing, not a hop's option: the length stays,
+    so the client can tell where the body ends on a kept-alive connection."""
+    server, _ = await _capture_upstream(
+        raw_server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Content-Length\r\n\r\nok")
+    proxy = await start_proxy(config_yaml(server.url))
+    answer = await raw_exchange(proxy.port, b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"\r\nContent-Length: 2\r\n" in head + b"\r\n" and body == b"ok"
