@@ -7,7 +7,6 @@ to the client before the next is read. When the whole body came with the head
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Awaitable
 
