@@ -58,6 +58,7 @@ _ACTIONABLE_LOWER = frozenset(name.lower() for name in ACTIONABLE)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token: a method, a header name
 VIA = "errorproxy"
+VERSION_NAMES = {(1, 1): "1.1", (1, 0): "1.0"}  # an HTTP version as Via names it; any other: "%d.%d"
 
 log = logging.getLogger("errorproxy")
 

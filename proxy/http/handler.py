@@ -68,8 +68,9 @@ class Proxy:
         host = authority if authority is not None else request.headers.get(hdrs.HOST)
         path = normalize_path(target) if target is not None else ""
         route = self.router.match(host_name(host), path, request.method) if target is not None else None
+        traceparent = request.headers.getall("traceparent", None)
         exchange = Exchange(request_id, request.method, target or request.raw_path, route,
-                            trace.from_headers(request.headers.getall("traceparent", ())))
+                            trace.from_headers(traceparent) if traceparent else None)
         response: web.StreamResponse | None = None
         try:
             if target is None:
@@ -129,14 +130,14 @@ class Proxy:
             trusted=headers.is_trusted(peer, self.settings.trusted_proxies),
             # Until `send` names the target each try goes to.
             host=host if keep_host and host is not None else upstream.url.raw_authority,
-            version=f"{request.version.major}.{request.version.minor}",
+            version=headers.VERSION_NAMES.get(request.version) or "%d.%d" % request.version,
             request_id=exchange.request_id,
             proto="https" if request.secure else "http",
             client_host=host,
             allow_underscores=self.settings.allow_underscores_in_headers,
         )
         target = upstream_target(target, path, route.strip_prefix)
-        if websocket.is_upgrade(request):
+        if hdrs.UPGRADE in request.headers and websocket.is_upgrade(request):
             return await websocket.relay(request, self.upstreams, upstream, target, outgoing,
                                          exchange.request_id, keep_host)
         length = request.content_length

@@ -19,7 +19,6 @@ from ..upstream import Response, map_failure
 from .aiohttp_private import DeferredHeadResponse, WrittenResponse, no_body, write_whole
 
 log = logging.getLogger("errorproxy")
-_VERSIONS = {(1, 1): "1.1", (1, 0): "1.0"}
 
 
 class PassthroughResponse(DeferredHeadResponse):
@@ -35,7 +34,7 @@ async def stream_back(request: web.BaseRequest, upstream_response: Response, exc
 
     `etag` replaces the upstream's ETag (the conflict guard's, for a representation that had none).
     """
-    version = _VERSIONS.get(upstream_response.version) or "%d.%d" % upstream_response.version
+    version = headers.VERSION_NAMES.get(upstream_response.version) or "%d.%d" % upstream_response.version
     if not complete and upstream_response.complete:
         prefix += upstream_response.take()  # all there: head and body go in one write
         complete = True

@@ -637,18 +637,22 @@ def test_hostile_html_and_xml_bodies_are_rewritten_within_budget(media_type: str
     assert best < BUDGET
 
 
-def test_html_body_is_scanned_once() -> None:
+def test_html_body_is_scanned_once(monkeypatch) -> None:
     # normalize reads an HTML body for the log, then before taking its title as the detail:
     # the second reading is answered from the first, so the rewrite costs one scan, not two.
+    from proxy.core import scrub
+
+    long_scans: list[int] = []
+    scan = scrub._reason
+
+    def counted(text: str) -> str | None:
+        if len(text) > scrub._SHORT:
+            long_scans.append(len(text))
+        return scan(text)
+
+    monkeypatch.setattr(scrub, "_reason", counted)
     page = "<html><head><title>Conflict</title></head><body>{}</body></html>"
-    scan = rewrite = float("inf")
-    for run in range(5):
-        text = page.format(repeat("at ") + f" {run}")
-        start = time.perf_counter()
-        unsafe_reason(text)
-        scan = min(scan, time.perf_counter() - start)
-        reply = UpstreamReply(500, {"Content-Type": "text/html"}, page.format(repeat("at ") + f" {run}.").encode())
-        start = time.perf_counter()
-        normalize(ErrorPolicy(), reply, parse(reply, reply.body), None, instance="/x", request_id="r")
-        rewrite = min(rewrite, time.perf_counter() - start)
-    assert rewrite < 1.5 * scan, f"scan {scan * 1000:.1f} ms, rewrite {rewrite * 1000:.1f} ms"
+    reply = UpstreamReply(500, {"Content-Type": "text/html"}, page.format(repeat("at ") + " 1.").encode())
+    problem = normalize(ErrorPolicy(), reply, parse(reply, reply.body), None, instance="/x", request_id="r")
+    assert problem.detail == "Conflict"
+    assert len(long_scans) == 1
