@@ -92,6 +92,24 @@ def upgrade_error(method: str, headers: CIMultiDictProxy[str] | CIMultiDict[str]
     return None
 
 
+def request_error(version: tuple[int, int], method: str,
+                  headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> tuple[errors.ProxyError, str] | None:
+    """The one verdict on a parsed request: None, or the error to answer and what to log of it.
+
+    A request of a served version, not CONNECT and without Upgrade (nearly
+    every one) is let through at once: none of the checks could refuse it.
+    """
+    if version in SERVED and method != "CONNECT" and "Upgrade" not in headers:
+        return None
+    if (error := version_error(version)) is not None:
+        return error, "HTTP/%d.%d" % version
+    if (error := method_error(method)) is not None:
+        return error, method
+    if (error := upgrade_error(method, headers)) is not None:
+        return error, error.detail
+    return None
+
+
 def target_is_valid(target: bytes) -> bool:
     """A request target holds no DEL and no byte past ASCII (RFC 3986: those are percent-encoded).
 

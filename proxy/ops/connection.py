@@ -122,16 +122,9 @@ class ClientConnection(RequestHandler):
             message, payload = queue[index]
             if private.is_refusal(message):
                 refusal = (message, payload)
-            elif message.version in framing.SERVED and message.method != "CONNECT" and "Upgrade" not in message.headers:
-                self._body = payload  # the common request: none of the checks below can refuse it
-                index += 1
-                continue
-            elif (error := framing.version_error(message.version)) is not None:
-                refusal = private.refusal(error.status, error, "HTTP/%d.%d" % message.version)
-            elif (error := framing.method_error(message.method)) is not None:
-                refusal = private.refusal(error.status, error, message.method)
-            elif (error := framing.upgrade_error(message.method, message.headers)) is not None:
-                refusal = private.refusal(error.status, error, error.detail)
+            elif (verdict := framing.request_error(message.version, message.method, message.headers)) is not None:
+                error, detail = verdict
+                refusal = private.refusal(error.status, error, detail)
             else:
                 self._body = payload
                 index += 1
