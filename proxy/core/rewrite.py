@@ -29,6 +29,7 @@ from .settings import ErrorPolicy, ErrorRule, SuccessFalse
 from .status import reason
 
 log = logging.getLogger("errorproxy.intercept")
+_UNSCANNED = object()  # normalize's `unsafe` when the caller has not scanned the body
 
 # Where APIs commonly put their human message, tried in order when no pointer is set.
 COMMON_DETAIL_POINTERS = ("/detail", "/message", "/error/message", "/error", "/errors/0/message", "/error_description")
@@ -78,12 +79,15 @@ def normalize(
     instance: str | None,
     request_id: str,
     status: int | None = None,
+    unsafe: str | None | object = _UNSCANNED,
 ) -> Problem:
-    """The Problem for an intercepted upstream error. `status` overrides (legacy 200 mapping)."""
+    """The Problem for an intercepted upstream error. `status` overrides (legacy 200 mapping);
+    `unsafe` is the body's scrub verdict when the caller has it already (`_unsafe`)."""
     final = status or (rule.rewrite_status if rule and rule.rewrite_status else reply.status)
     document = parsed.document
     upstream_problem = document if reply.media_type == "application/problem+json" and isinstance(document, dict) else None
-    unsafe = _unsafe(parsed)
+    if unsafe is _UNSCANNED:
+        unsafe = _unsafe(parsed)
     if unsafe:
         log.warning(
             "upstream %s body scrubbed (%s) request_id=%s body=%r",
@@ -238,12 +242,15 @@ def _decide(policy: ErrorPolicy, status: int, headers: Mapping[str, str], raw: b
     if legacy is not None:
         if not success_false(legacy, parsed):
             return None, True
-        return normalize(policy, reply, parsed, None, instance=instance, request_id=request_id,
-                         status=legacy.status), _unsafe(parsed) is None
-    rule = select_rule(policy, reply, parsed)
-    if rule is None and status not in policy.intercept:
-        return None, True
-    return normalize(policy, reply, parsed, rule, instance=instance, request_id=request_id), _unsafe(parsed) is None
+        rule, final = None, legacy.status
+    else:
+        rule, final = select_rule(policy, reply, parsed), None
+        if rule is None and status not in policy.intercept:
+            return None, True
+    unsafe = _unsafe(parsed)
+    problem = normalize(policy, reply, parsed, rule, instance=instance, request_id=request_id, status=final,
+                        unsafe=unsafe)
+    return problem, unsafe is None
 
 
 def _for_request(problem: Problem | None, instance: str | None, request_id: str) -> Problem | None:
