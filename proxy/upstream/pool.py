@@ -75,7 +75,7 @@ class ConnectionPool:
         head = _serialize(method, path, headers, chunked)
         settings = self.settings
         while True:
-            # An idle connection is taken at once; `_acquire` waits or dials for one.
+            # An idle connection is taken at once, without a coroutine; else `_acquire` waits or dials.
             connection = self._take_idle(key) if not self._closed else None
             reused = connection is not None
             if connection is None:
@@ -100,7 +100,7 @@ class ConnectionPool:
     # (a dial that failed, a connection lost or dropped) calls `_grant`.
 
     async def _acquire(self, key: tuple[str, int]) -> tuple[Connection, bool]:
-        """A connection to `key`, and whether it was reused.
+        """A connection to `key` when none is idle (`_take_idle` came first), and whether it was reused.
 
         First come, first served: while requests wait for a full pool, a new
         one queues behind them, and a released connection goes straight to
@@ -108,9 +108,6 @@ class ConnectionPool:
         """
         if self._closed:
             raise Disconnected("the pool was closed")
-        connection = self._take_idle(key)
-        if connection is not None:
-            return connection, True
         if not self._waiters and self._room_for(key):
             self._opening += 1
             return await self._open(key), False
