@@ -58,7 +58,7 @@ _ACTIONABLE_LOWER = frozenset(name.lower() for name in ACTIONABLE)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token: a method, a header name
 VIA = "errorproxy"
-VERSION_NAMES = {(1, 1): "1.1", (1, 0): "1.0"}  # an HTTP version as Via names it; any other: "%d.%d"
+_VERSION_NAMES = {(1, 1): "1.1", (1, 0): "1.0"}
 
 log = logging.getLogger("errorproxy")
 
@@ -113,6 +113,11 @@ def head_bytes(status_line: str, fields: Iterable[tuple[str, str]]) -> bytes:
         raise ValueError("Forbidden control character detected in headers. Potential header injection attack.")
     lines.append("\r\n")
     return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+
+
+def version_name(version: tuple[int, int]) -> str:
+    """An HTTP version as Via names it: `(1, 1)` is "1.1"."""
+    return _VERSION_NAMES.get(version) or "%d.%d" % version
 
 
 def _via(prior: list[str], version: str) -> tuple[str, str]:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..core import cors
 from ..core.settings import Cors
-from .aiohttp_private import NoInventedHeaders
+from .aiohttp_responses import NoInventedHeaders
 
 
 class PreflightResponse(NoInventedHeaders, web.Response):

@@ -28,10 +28,10 @@ from ..observe import metrics
 from ..observe.accesslog import AccessLog, Exchange
 from ..upstream import Response, Upstreams, read_capped
 from . import cors, maintenance, websocket
+from .aiohttp_responses import write_rendered
 from .body import RequestBody
 from .guard import Guard
 from .pages import Pages
-from .aiohttp_private import write_rendered
 from .passthrough import stream_back
 from .render import ProblemResponse, Shape, render
 
@@ -130,7 +130,7 @@ class Proxy:
             trusted=headers.is_trusted(peer, self.settings.trusted_proxies),
             # Until `send` names the target each try goes to.
             host=host if keep_host and host is not None else upstream.url.raw_authority,
-            version=headers.VERSION_NAMES.get(request.version) or "%d.%d" % request.version,
+            version=headers.version_name(request.version),
             request_id=exchange.request_id,
             proto="https" if request.secure else "http",
             client_host=host,

@@ -16,7 +16,7 @@ from ..core import errors, headers
 from ..core.settings import UpstreamSettings
 from ..observe.accesslog import Exchange
 from ..upstream import Response, map_failure
-from .aiohttp_private import DeferredHeadResponse, WrittenResponse, no_body, write_whole
+from .aiohttp_responses import DeferredHeadResponse, WrittenResponse, no_body, write_whole
 
 log = logging.getLogger("errorproxy")
 
@@ -34,7 +34,7 @@ async def stream_back(request: web.BaseRequest, upstream_response: Response, exc
 
     `etag` replaces the upstream's ETag (the conflict guard's, for a representation that had none).
     """
-    version = headers.VERSION_NAMES.get(upstream_response.version) or "%d.%d" % upstream_response.version
+    version = headers.version_name(upstream_response.version)
     if not complete and upstream_response.complete:
         prefix += upstream_response.take()  # all there: head and body go in one write
         complete = True

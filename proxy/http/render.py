@@ -30,7 +30,7 @@ from aiohttp import hdrs, web
 from ..core.negotiation import FIXED, JSON, PROBLEM, Choice, choose
 from ..core.problem import Problem
 from ..core.settings import ErrorPolicy
-from .aiohttp_private import NoInventedHeaders
+from .aiohttp_responses import NoInventedHeaders
 from .i18n import Catalog
 from .pages import Pages
 

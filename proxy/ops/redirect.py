@@ -19,7 +19,7 @@ from aiohttp import hdrs, web
 from ..core import errors
 from ..core.headers import request_id
 from ..core.problem import Problem
-from ..http.aiohttp_private import NoInventedHeaders
+from ..http.aiohttp_responses import NoInventedHeaders
 from ..http.render import render
 
 _NAME = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")

@@ -1,4 +1,4 @@
-"""The canary for aiohttp's private names (proxy/http/aiohttp_private.py).
+"""The canary for aiohttp's private names (proxy/http/aiohttp_private.py, aiohttp_responses.py).
 
 Each name errorproxy reaches into is checked against the installed aiohttp.
 When a release renames one, this fails first, naming the version and the
@@ -16,14 +16,14 @@ import pytest
 from aiohttp import ClientWebSocketResponse, http_parser, web, web_protocol
 from aiohttp.web_protocol import RequestHandler
 
-from proxy.http import aiohttp_private
+from proxy.http import aiohttp_private, aiohttp_responses
 
 VERSION = f"aiohttp {aiohttp.__version__}"
 
 
 def _missing(owner: type, name: str) -> str:
-    return (f"{VERSION} has no {owner.__name__}.{name}, which proxy/http/aiohttp_private.py relies on: "
-            f"adapt that module to this release (or pin aiohttp below it)")
+    return (f"{VERSION} has no {owner.__name__}.{name}, which proxy/http/aiohttp_private.py or "
+            f"aiohttp_responses.py relies on: adapt that module to this release (or pin aiohttp below it)")
 
 
 def _instance_attributes(cls: type) -> set[str]:
@@ -89,13 +89,13 @@ def test_forwarded_response_needs_exist() -> None:
     assert inspect.iscoroutinefunction(getattr(web.StreamResponse, "_write_headers", None)), \
         _missing(web.StreamResponse, "_write_headers")
     headers = CIMultiDict({"ETag": '"v1"'})
-    assert aiohttp_private.DeferredHeadResponse(status=200, headers=headers).headers is headers
+    assert aiohttp_responses.DeferredHeadResponse(status=200, headers=headers).headers is headers
 
 
 async def test_a_whole_response_is_written_once_and_left_alone_by_aiohttp() -> None:
     """write_whole's response: one head with the framing aiohttp would add, the body, nothing after."""
     async def whole(request: web.BaseRequest) -> web.StreamResponse:
-        return await aiohttp_private.write_whole(request, 201, "Made", [("X-A", "1")], b"body", date=False)
+        return await aiohttp_responses.write_whole(request, 201, "Made", [("X-A", "1")], b"body", date=False)
 
     runner = web.ServerRunner(web.Server(whole))
     await runner.setup()
@@ -125,7 +125,7 @@ def test_stream_response_hooks_exist() -> None:
 async def test_the_accessors_work_on_a_live_server() -> None:
     """The names are not only there but mean what the accessors assume, on a real connection."""
     async def hello(request: web.BaseRequest) -> web.StreamResponse:
-        response = aiohttp_private.DeferredHeadResponse(status=200)
+        response = aiohttp_responses.DeferredHeadResponse(status=200)
         await response.prepare(request)
         response.send_head()
         await response.write_eof(b"hi")
