@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -25,6 +26,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command is None:
         parser.print_help()
         sys.exit(2)
+    if args.func is not _run:
+        gc.enable()  # off from `python -m proxy`'s start (__main__.py); `run` keeps it off until it serves
     try:
         status = args.func(args)
     except KeyboardInterrupt:  # Ctrl+C before the server's own handling is in place (loading, say)
@@ -87,6 +90,9 @@ def _settings(source: Source) -> tuple[Settings, list[str]] | None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Start-up allocates a great deal and frees little: no collection until it is over
+    # (ops.tuning.tune_gc collects once, freezes what start-up made, and turns collection back on).
+    gc.disable()
     source = _source(args)
     loaded = _settings(source)
     if loaded is None:
@@ -113,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
             print(f"errorproxy run: --workers {workers} needs a TCP listen address; "
                   f"{settings.listen} is served by one process", file=sys.stderr)
             return 2
+        gc.enable()  # the supervisor never reaches tune_gc
         try:
             return Supervisor(source, settings, workers).run()
         except OSError as exc:

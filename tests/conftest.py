@@ -11,6 +11,7 @@ input. Modules whose tests lie past the request parser override the
 from __future__ import annotations
 
 import asyncio
+import compileall
 import os
 import re
 import signal
@@ -26,6 +27,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 _LISTENING = re.compile(r"listening on ((?:https?://|unix:)\S+?)[ ,]")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The package's bytecode written once, before the first proxy starts: with PYTHONDONTWRITEBYTECODE
+    set (as some CI images do), each of the suite's hundreds of proxies would compile it again."""
+    if not hasattr(config, "workerinput"):
+        compileall.compile_dir(ROOT / "proxy", quiet=1)
 
 
 @dataclass

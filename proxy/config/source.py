@@ -11,7 +11,6 @@ from typing import Mapping
 
 from ..core.settings import Settings
 from .loader import ConfigError, load_from_env
-from .material import inspect as inspect_tls
 
 
 @dataclass(frozen=True)
@@ -27,6 +26,10 @@ class Source:
         """Valid settings whose TLS material is usable, and the warnings worth telling
         (a certificate that expires soon, `verify: false`); ConfigError lists every problem otherwise."""
         settings = load_from_env(self.env, config=self.config, upstream=self.upstream, listen=self.listen)
+        if settings.tls is None and all(upstream.tls is None for upstream in settings.upstreams.values()):
+            return settings, []  # no TLS files to look at (and `cryptography` not imported for nothing)
+        from .material import inspect as inspect_tls
+
         tls = inspect_tls(settings)
         if tls.problems:
             raise ConfigError(settings.source, tls.problems)

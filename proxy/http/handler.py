@@ -26,6 +26,7 @@ from ..core.routing import Router, host_name, normalize_path, split_target, upst
 from ..core.settings import Route, Settings
 from ..observe import metrics
 from ..observe.accesslog import AccessLog, Exchange
+from ..locks import Locks
 from ..upstream import Response, Upstreams, read_capped
 from . import cors, maintenance, websocket
 from .aiohttp_responses import write_rendered
@@ -48,7 +49,8 @@ class Proxy:
         self.upstreams = upstreams or Upstreams()
         # Maintenance switched on at run time: a reload hands them to the next Proxy (reload.Reloader).
         self.switches = switches or maintenance.Switches.from_env()
-        self.guard = Guard(self.upstreams)
+        self.guard = Guard(self.upstreams, Locks(route.concurrency.lock for route in settings.routes
+                                                 if route.concurrency is not None and route.concurrency.lock != "local"))
         self.pages = Pages(settings.brand, settings.templates_dir, settings.messages)
         self.access_log = AccessLog(settings.ops.access_log)
         self._default_shape = Shape(settings.errors, self.pages)

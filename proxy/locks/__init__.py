@@ -15,13 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 from ..core import errors
 from ..core.settings import Concurrency
 from .local import LocalHeld, LocalLocks
-from .redis_lease import RedisHeld, RedisLocks
 
-__all__ = ["Held", "LocalLocks", "Locks", "RedisLocks"]
+if TYPE_CHECKING:
+    from .redis_lease import RedisHeld, RedisLocks
+
+__all__ = ["Held", "LocalLocks", "Locks"]
 
 log = logging.getLogger("errorproxy.guard")
 
@@ -63,9 +67,11 @@ class Held:
 class Locks:
     """The locks a configuration uses: the process's local ones and a client per Redis URL."""
 
-    def __init__(self, local: LocalLocks = PROCESS_LOCKS) -> None:
+    def __init__(self, redis_urls: Iterable[str] = (), local: LocalLocks = PROCESS_LOCKS) -> None:
         self._local = local
         self._redis: dict[str, RedisLocks] = {}
+        for url in redis_urls:  # made now, so that the first write does not wait for redis-py's import
+            self._remote(url)
 
     async def acquire(self, concurrency: Concurrency, key: str, request_id: str) -> Held:
         """Both locks on `key`, or LockTimeout / LockUnavailable (the latter only with
@@ -95,6 +101,8 @@ class Locks:
     def _remote(self, url: str) -> RedisLocks:
         locks = self._redis.get(url)
         if locks is None:
+            from .redis_lease import RedisLocks  # redis-py only in a proxy whose config names Redis
+
             locks = self._redis[url] = RedisLocks(url)
         return locks
 

@@ -77,6 +77,8 @@ def raise_open_files() -> int | None:
 
 
 def tune_gc() -> None:
-    """Call once start-up is over: what exists now is left out of every collection."""
+    """Call once start-up is over: what exists now is left out of every collection, and
+    collection, which `errorproxy run` turns off while it starts, is on again."""
     gc.collect()
     gc.freeze()
+    gc.enable()

@@ -442,11 +442,12 @@ async def test_a_write_whose_redis_lock_was_lost_is_not_forwarded(aiohttp_server
 
 async def test_a_slow_write_keeps_its_redis_lease(aiohttp_server, start_proxy, redis_server):
     """A write that outlives its lease twice: renewed while it runs, the other proxy's write waits for it.
-    (The lease is a second, not less: a loaded machine can stall a proxy for a few hundred ms.)"""
+    (The lease is a second, not less: a loaded machine can stall a proxy for a few hundred ms; and the
+    second write may wait 8 s, far past the first's 2.2 s, for the same reason.)"""
     legacy = Legacy(put_delay=2.2)
     server = await aiohttp_server(legacy.app())
     config = config_yaml(str(server.make_url("")), route=_redis_route(
-        redis_server.url, lock_lease="1s", require_if_match="false"))
+        redis_server.url, lock_lease="1s", lock_timeout="8s", require_if_match="false"))
     first, second = await start_proxy(config), await start_proxy(config)
     slow = asyncio.create_task(_call(first.url + "/documents/42", "PUT", json={"id": 42, "items": [1]}))
     while not legacy.writes():

@@ -61,9 +61,9 @@ def test_parse_never_raises_on_a_charset(charset: str) -> None:
 def test_punycode_is_not_decoded() -> None:
     # Python's punycode decoder takes quadratic time: 64 KiB of digits took 430 ms.
     body = b"a" * 30_000 + b"-" + b"9" * 35_535
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: a busy machine does not add to it
     decode(body, "text/plain; charset=punycode")
-    assert time.perf_counter() - start < 0.05
+    assert time.process_time() - start < 0.1
 
 
 def test_only_the_first_charset_parameter_counts() -> None:

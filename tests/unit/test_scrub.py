@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import random
 import time
+from typing import Callable
 
 import pytest
 
@@ -568,14 +570,24 @@ def hostile_bodies(rng: random.Random) -> list[str]:
     return bodies
 
 
+def cpu_seconds(scan: Callable[[], object]) -> float:
+    """The CPU time of one scan, what it keeps the event loop waiting: not what a busy machine
+    adds, nor a collection of the test process's own garbage that happens to fall inside it."""
+    gc.disable()
+    try:
+        start = time.process_time()
+        scan()
+        return time.process_time() - start
+    finally:
+        gc.enable()
+
+
 def scan_seconds(text: str, runs: int = 1) -> float:
     best = float("inf")
     for run in range(runs):
         # A different last character each run: scrub keeps the verdict on the last long text.
         variant = text[:-1] + "\x00\x01\x02\x03\x04"[run % 5]
-        start = time.perf_counter()
-        unsafe_reason(variant)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, cpu_seconds(lambda: unsafe_reason(variant)))
     return best
 
 
@@ -617,9 +629,7 @@ def test_hostile_json_is_scanned_within_budget(build) -> None:
     best = float("inf")
     for run in range(3):
         value = build(run)  # new strings each run: a verdict kept from the last run would cost nothing
-        start = time.perf_counter()
-        find_unsafe_in_json(value)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, cpu_seconds(lambda: find_unsafe_in_json(value)))
     assert best < BUDGET
 
 
@@ -630,10 +640,10 @@ def test_hostile_html_and_xml_bodies_are_rewritten_within_budget(media_type: str
     for run in range(3):
         text = f"<html><head><title>Conflict {run}</title></head><body>{repeat(KNOWN_SLOW[1])}</body></html>"
         reply = UpstreamReply(500, {"Content-Type": f"{media_type}; charset=utf-8"}, text.encode())
-        start = time.perf_counter()
-        problem = normalize(ErrorPolicy(), reply, parse(reply, reply.body), None, instance="/x", request_id="r")
-        best = min(best, time.perf_counter() - start)
-    assert problem.status == 500
+        problems = []
+        best = min(best, cpu_seconds(lambda: problems.append(normalize(
+            ErrorPolicy(), reply, parse(reply, reply.body), None, instance="/x", request_id="r"))))
+        assert problems[0].status == 500
     assert best < BUDGET
 
 

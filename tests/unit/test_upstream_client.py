@@ -333,7 +333,7 @@ _MANY_HEADERS = b"".join(b"X-H%d: %s\r\n" % (n, b"v" * 1000) for n in range(110)
 async def test_a_broken_response_raises_its_failure_and_closes_the_connection(serve, make_pool, serve_with, failure,
                                                                              when):
     upstream = await serve(serve_with)
-    pool = make_pool(read_timeout=0.3)
+    pool = make_pool(read_timeout=1.0)  # long enough that no hiccup of a loaded machine looks like one
     loop = asyncio.get_running_loop()
     started = loop.time()
     if when == "head":
@@ -344,7 +344,7 @@ async def test_a_broken_response_raises_its_failure_and_closes_the_connection(se
         with pytest.raises(failure):
             await read_all(response)
     elapsed = loop.time() - started
-    assert 0.3 <= elapsed < 1.5 if failure is ReadTimeout else elapsed < 0.3
+    assert 1.0 <= elapsed < 3.0 if failure is ReadTimeout else elapsed < 1.0
     assert await until(lambda: upstream.open == 0 and pool.open_connections == 0)
     assert upstream.accepted == 1  # tried once: nothing reached the upstream twice
 
@@ -551,7 +551,7 @@ async def test_waiters_behind_refused_dials_are_all_answered_at_once(make_pool):
     results = await asyncio.gather(*(send(pool, target) for _ in range(8)), return_exceptions=True)
     assert [type(result) for result in results] == [ConnectFailed] * 8, results
     assert all(isinstance(result.os_error, ConnectionRefusedError) for result in results)
-    assert loop.time() - started < 0.5  # not the 3 s a waiter may wait
+    assert loop.time() - started < 1.5  # not the 3 s a waiter may wait
     assert pool.open_connections == 0
 
 
@@ -562,7 +562,7 @@ async def test_waiters_behind_dials_that_time_out_each_get_their_own_dial(make_p
     started = loop.time()
     results = await asyncio.gather(*(send(pool, target) for _ in range(4)), return_exceptions=True)
     assert [type(result) for result in results] == [ConnectTimeout] * 4, results
-    assert 0.4 <= loop.time() - started < 1.2  # two rounds of two dials, not the 2.2 s a waiter may wait
+    assert 0.4 <= loop.time() - started < 1.9  # two rounds of two dials, not the 2.2 s a waiter may wait
     assert pool.open_connections == 0
 
 
