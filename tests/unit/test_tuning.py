@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from proxy.ops.tuning import MALLOC, raise_open_files, tune_gc, tune_malloc
+from proxy.ops.tuning import GC_THRESHOLD, MALLOC, raise_open_files, tune_gc, tune_malloc
 
 ROOT = Path(__file__).resolve().parents[2]
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or ctypes.util.find_library("c") is None,
@@ -32,14 +32,16 @@ def test_a_threshold_set_in_the_environment_is_left_to_glibc() -> None:
     assert done == ["MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"]
 
 
-def test_tune_gc_freezes_what_exists_and_keeps_the_thresholds() -> None:
+def test_tune_gc_freezes_what_exists_and_raises_only_the_young_generations_threshold() -> None:
     thresholds = gc.get_threshold()
     try:
         tune_gc()
         assert gc.get_freeze_count() > 1000
-        assert gc.get_threshold() == thresholds
+        assert gc.get_threshold() == (GC_THRESHOLD, *thresholds[1:])
+        assert GC_THRESHOLD > thresholds[0]
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
 
 
 def test_the_soft_open_files_limit_is_raised_to_the_hard_one() -> None:
