@@ -14,13 +14,12 @@ Measured with `python bench/run.py` (see bench/README.md):
   next to nothing. But it runs whenever the objects made since its last run
   outnumber those freed by its first threshold, 700 by default, and tens of
   requests in flight keep that many alive: with 50 connections, once every
-  60 requests or so, 150 to 600 µs each; with 1,000, older generations too,
-  some 40 µs a request in all. At 7,000 the same traffic at 50 connections
-  sets off none, and at 1,000 about a quarter of the time is left. (Measured
-  with `gc.callbacks` in a proxy under wrk; bench/README.md.) Reference cycles,
-  an exception's traceback say, are still collected: after 7,000 more objects
-  than were freed, a few MiB at most.
-
+  60 requests or so, 150 to 600 µs each, 3 to 10 µs a request. At 2,000 the
+  same traffic sets off almost none (measured with `gc.callbacks` in a proxy
+  under wrk). Higher is not better: what does make cycles, a client gone in
+  the middle of an upload (an exception's traceback holds the frames that
+  hold its buffers), waits that much longer to be freed. At 7,000, 100 such
+  uploads held 25 MiB; at 2,000, about 10 (tests/functional/test_faults.py).
 - A proxy holds two descriptors per request in flight (client and upstream),
   and a soft limit of 1,024 open files, still common, is reached at a few
   hundred connections. The soft limit is raised to the hard one.
@@ -51,7 +50,7 @@ MALLOC = (
     (_M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", 256 * 1024 * 1024),
     (_M_TOP_PAD, "MALLOC_TOP_PAD_", 16 * 1024 * 1024),
 )
-GC_THRESHOLD = 7_000  # the young generation's; CPython's is 700
+GC_THRESHOLD = 2_000  # the young generation's; CPython's is 700
 
 
 def tune_malloc(environ: os._Environ[str] | dict[str, str] = os.environ) -> list[str]:
