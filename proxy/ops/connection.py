@@ -46,6 +46,7 @@ from ..core.problem import Problem
 from ..core.settings import ServerSettings
 from ..http import aiohttp_private as private
 from ..http.render import render
+from .tuning import count_connection
 
 log = logging.getLogger("errorproxy")
 
@@ -81,6 +82,7 @@ class ClientConnection(RequestHandler):
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
+        count_connection(1)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -172,6 +174,7 @@ class ClientConnection(RequestHandler):
             if timer is not None:
                 timer.cancel()
         self._header_timer = self._send_timer = None
+        count_connection(-1)
         super().connection_lost(exc)
 
     # The header deadline

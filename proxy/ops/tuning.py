@@ -12,14 +12,17 @@ Measured with `python bench/run.py` (see bench/README.md):
   its sight.
 - A request's objects die with it, by reference counting; the collector finds
   next to nothing. But it runs whenever the objects made since its last run
-  outnumber those freed by its first threshold, 700 by default, and tens of
+  outnumber those freed by its first threshold, 700 by default, and the
   requests in flight keep that many alive: with 50 connections, once every
-  60 requests or so, 150 to 600 µs each, 3 to 10 µs a request. At 2,000 the
-  same traffic sets off almost none (measured with `gc.callbacks` in a proxy
-  under wrk). Higher is not better: what does make cycles, a client gone in
-  the middle of an upload (an exception's traceback holds the frames that
-  hold its buffers), waits that much longer to be freed. At 7,000, 100 such
-  uploads held 25 MiB; at 2,000, about 10 (tests/functional/test_faults.py).
+  60 requests or so, 3 to 10 µs a request in all; with 1,000 connections,
+  a fifth of the proxy's time. The threshold is 2,000, and 20 a connection
+  past 100 connections: at 50 connections almost no collection runs, at
+  1,000 GC's share fell from 20% to under 1% and the p99 by a fifth
+  (`python bench/gc_cost.py`). Higher is not better: what does make cycles, a
+  client gone in the middle of an upload (an exception's traceback holds the
+  frames that hold its buffers), waits longer to be freed. 100 such uploads
+  one after another held 25 MiB at 7,000, about 10 at 2,000
+  (tests/functional/test_faults.py).
 - A proxy holds two descriptors per request in flight (client and upstream),
   and a soft limit of 1,024 open files, still common, is reached at a few
   hundred connections. The soft limit is raised to the hard one.
@@ -50,7 +53,8 @@ MALLOC = (
     (_M_TRIM_THRESHOLD, "MALLOC_TRIM_THRESHOLD_", 256 * 1024 * 1024),
     (_M_TOP_PAD, "MALLOC_TOP_PAD_", 16 * 1024 * 1024),
 )
-GC_THRESHOLD = 2_000  # the young generation's; CPython's is 700
+GC_THRESHOLD = 2_000  # the young generation's (CPython's is 700), up to 100 connections open
+GC_PER_CONNECTION = 20  # and 20 a connection past that
 
 
 def tune_malloc(environ: os._Environ[str] | dict[str, str] = os.environ) -> list[str]:
@@ -89,8 +93,26 @@ def tune_gc() -> None:
     """Call once start-up is over: what exists now is left out of every collection, the young
     generation's threshold is raised, and collection, which `errorproxy run` turns off while it
     starts, is on again."""
+    global _older
     gc.collect()
     gc.freeze()
-    _, older, oldest = gc.get_threshold()
-    gc.set_threshold(GC_THRESHOLD, older, oldest)
+    _older = gc.get_threshold()[1:]
+    gc.set_threshold(_young_threshold(), *_older)
     gc.enable()
+
+
+_connections = 0  # client connections open in this process
+_older: tuple[int, ...] | None = None  # the older generations' thresholds, once tune_gc has run
+
+
+def _young_threshold() -> int:
+    return max(GC_THRESHOLD, GC_PER_CONNECTION * _connections)
+
+
+def count_connection(change: int) -> None:
+    """A client connection opened (+1) or closed (-1): past 100 open, the young generation's
+    threshold follows the connections, as the objects of the requests in flight do."""
+    global _connections
+    _connections += change
+    if _older is not None and (_connections + 1) * GC_PER_CONNECTION > GC_THRESHOLD:
+        gc.set_threshold(_young_threshold(), *_older)

@@ -13,7 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from proxy.ops.tuning import GC_THRESHOLD, MALLOC, raise_open_files, tune_gc, tune_malloc
+from proxy.ops import tuning
+from proxy.ops.tuning import (GC_PER_CONNECTION, GC_THRESHOLD, MALLOC, count_connection, raise_open_files,
+                               tune_gc, tune_malloc)
 
 ROOT = Path(__file__).resolve().parents[2]
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc" or ctypes.util.find_library("c") is None,
@@ -39,6 +41,23 @@ def test_tune_gc_freezes_what_exists_and_raises_only_the_young_generations_thres
         assert gc.get_freeze_count() > 1000
         assert gc.get_threshold() == (GC_THRESHOLD, *thresholds[1:])
         assert GC_THRESHOLD > thresholds[0]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+def test_past_a_hundred_connections_the_young_threshold_follows_them() -> None:
+    thresholds = gc.get_threshold()
+    already = tuning._connections  # those of this process's own servers, if any are open
+    try:
+        tune_gc()
+        for opened in range(already + 1, already + 1001):
+            count_connection(1)
+            assert gc.get_threshold() == (max(GC_THRESHOLD, GC_PER_CONNECTION * opened), *thresholds[1:])
+        assert gc.get_threshold()[0] >= 20_000
+        for _ in range(1000):
+            count_connection(-1)
+        assert gc.get_threshold() == (max(GC_THRESHOLD, GC_PER_CONNECTION * already), *thresholds[1:])
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
