@@ -14,14 +14,14 @@ Measured with `python bench/run.py` (see bench/README.md):
   next to nothing. But it runs whenever the objects made since its last run
   outnumber those freed by its first threshold, 700 by default, and the
   requests in flight keep that many alive: with 50 connections, once every
-  60 requests or so, 3 to 10 µs a request in all; with 1,000 connections,
-  a fifth of the proxy's time. The threshold is 2,000, and 20 a connection
-  past 100 connections: at 50 connections almost no collection runs, at
-  1,000 GC's share fell from 20% to under 1% and the p99 by a fifth
-  (`python bench/gc_cost.py`). Higher is not better: what does make cycles, a
-  client gone in the middle of an upload (an exception's traceback holds the
-  frames that hold its buffers), waits longer to be freed. 100 such uploads
-  one after another held 25 MiB at 7,000, about 10 at 2,000
+  55 requests or so, about 3 µs a request (4% of the CPU); with 1,000
+  connections, a fifth of the CPU. The threshold is 2,000, and 20 a
+  connection past 100 connections: at 50 connections almost no collection
+  runs; at 1,000, collecting takes under 2% of the CPU, and the p99 fell by
+  20 to 35% (`python bench/gc_cost.py`). Higher is not better: what does make
+  cycles, a client gone in the middle of an upload (an exception's traceback
+  holds the frames that hold its buffers), waits longer to be freed. 100
+  such uploads one after another held 25 MiB at 7,000, about 10 at 2,000
   (tests/functional/test_faults.py).
 - A proxy holds two descriptors per request in flight (client and upstream),
   and a soft limit of 1,024 open files, still common, is reached at a few
