@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import signal
 import subprocess
@@ -28,15 +27,15 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import servers  # noqa: E402
-from bench.procs import Group, ensure_tools, free_port, wait_http  # noqa: E402
+from bench.procs import Group, ensure_tools, free_port  # noqa: E402
 from bench.wrkparse import parse  # noqa: E402
 
-# Run in the proxy's process: argv is the config, then the threshold.
+# Run in the proxy's process, with `errorproxy run`'s arguments; the threshold in GC_COST_THRESHOLD.
 _HOOK = r"""
 import atexit, gc, json, os, signal, sys, time, runpy
 import proxy.ops.tuning
-if sys.argv[2] != "default":
-    proxy.ops.tuning.GC_THRESHOLD, proxy.ops.tuning.GC_PER_CONNECTION = int(sys.argv[2]), 0
+if os.environ["GC_COST_THRESHOLD"] != "default":
+    proxy.ops.tuning.GC_THRESHOLD, proxy.ops.tuning.GC_PER_CONNECTION = int(os.environ["GC_COST_THRESHOLD"]), 0
 stats = {"collections": [0, 0, 0], "seconds": [0.0, 0.0, 0.0]}
 started = [0.0]
 serving = [False]
@@ -62,23 +61,17 @@ gc.callbacks.append(timed)
 signal.signal(signal.SIGUSR1, reset)
 atexit.register(lambda: print("GC_COST " + json.dumps({**stats, "cpu": time.process_time() - stats.get("cpu", 0.0)}),
                               flush=True))
-sys.argv = ["errorproxy", "run", "--config", sys.argv[1]]
+sys.argv = ["errorproxy", *sys.argv[1:]]
 runpy.run_module("proxy", run_name="__main__")
 """
 
 
 def measure(group: Group, python: str, wrk: str, upstream: servers.Server, threshold: str, path: str,
             connections: int, seconds: int) -> dict:
-    port = free_port()
-    config = group.dir / f"errorproxy-{port}.yaml"
-    config.write_text(servers._ERRORPROXY_CONFIG.format(port=port, upstream_port=upstream.port,
-                                                        upload_limit="200MiB", tls=""))
-    env = {key: value for key, value in os.environ.items() if not key.startswith("ERRORPROXY_")}
-    env.update(PYTHONUNBUFFERED="1", ERRORPROXY_LOG_LEVEL="WARNING")
-    process = group.start(f"errorproxy-gc-{threshold}-{port}", [python, "-c", _HOOK, str(config), threshold],
-                          env=env, cwd=servers.ROOT)
-    url = f"http://127.0.0.1:{port}{path}"
-    wait_http(process, f"http://127.0.0.1:{port}/ok")
+    server = servers.start_errorproxy(group, python, free_port(), upstream, 1, launch=("-c", _HOOK),
+                                      env={"GC_COST_THRESHOLD": threshold})
+    process = server.process
+    url = server.url + path
     subprocess.run([wrk, "-t1", f"-c{connections}", "-d1s", url], capture_output=True, check=True)
     process.popen.send_signal(signal.SIGUSR1)
     result = parse(subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url],

@@ -26,8 +26,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.command is None:
         parser.print_help()
         sys.exit(2)
-    if args.func is not _run:
-        gc.enable()  # off from `python -m proxy`'s start (__main__.py); `run` keeps it off until it serves
+    gc.enable()  # off for the imports of `python -m proxy` (__main__.py); `run` turns it off again while it starts
     try:
         status = args.func(args)
     except KeyboardInterrupt:  # Ctrl+C before the server's own handling is in place (loading, say)

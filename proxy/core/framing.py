@@ -33,7 +33,7 @@ from .headers import connection_tokens
 # llhttp's own bound (a chunk size must fit 64 bits); the Python parser has none.
 MAX_CHUNK_SIZE = 2**64 - 1
 _HEAD_END = b"\r\n\r\n"
-SERVED = ((1, 0), (1, 1))  # the versions served
+_SERVED = ((1, 0), (1, 1))
 _PAST_ASCII = re.compile(rb"[\x7f-\xff]")
 
 
@@ -47,7 +47,7 @@ def version_error(version: tuple[int, int]) -> errors.ProxyError | None:
     >>> version_error((1, 2)).status, version_error((3, 0)).status
     (400, 400)
     """
-    if version in SERVED:
+    if version in _SERVED:
         return None
     if version == (2, 0):
         return errors.VersionNotSupported()
@@ -99,7 +99,7 @@ def request_error(version: tuple[int, int], method: str,
     A request of a served version, not CONNECT and without Upgrade (nearly
     every one) is let through at once: none of the checks could refuse it.
     """
-    if version in SERVED and method != "CONNECT" and "Upgrade" not in headers:
+    if version in _SERVED and method != "CONNECT" and "Upgrade" not in headers:
         return None
     if (error := version_error(version)) is not None:
         return error, "HTTP/%d.%d" % version

@@ -91,15 +91,19 @@ class _ExceptionThenFrame:
         return False
 
 
+# Checks that are not one pattern, by reason: an exception line, then a frame within a few lines.
+_JOINED = {".net stack trace": leaks.EXCEPTION_LINES}
+
+
 @functools.cache
 def _checks() -> tuple[tuple[str, re.Pattern[str] | _ExceptionThenFrame], ...]:
     """Every reason's checks, in order. Compiled on first use, like `_any`: together they take
     some 80 ms, which a proxy that never meets an upstream's error text need not spend at start."""
-    joined = {".net stack trace": tuple(map(_ExceptionThenFrame, leaks.EXCEPTION_LINES))}
     return tuple(
         (reason, check)
         for reason, patterns in leaks.PATTERNS
-        for check in (*(re.compile(pattern, re.MULTILINE) for pattern in patterns), *joined.get(reason, ()))
+        for check in (*(re.compile(pattern, re.MULTILINE) for pattern in patterns),
+                      *map(_ExceptionThenFrame, _JOINED.get(reason, ())))
     )
 
 
@@ -108,7 +112,7 @@ def _any() -> re.Pattern[str]:
     # For a short string one search of every pattern at once costs less than a
     # search for each; on long texts separate patterns win, as each finds its
     # leading literal with a fast substring search.
-    every = (*(pattern for _, patterns in leaks.PATTERNS for pattern in patterns), *leaks.EXCEPTION_LINES)
+    every = (pattern for reason, patterns in leaks.PATTERNS for pattern in (*patterns, *_JOINED.get(reason, ())))
     return re.compile("|".join(f"(?:{pattern})" for pattern in every), re.MULTILINE)
 
 

@@ -40,6 +40,12 @@ from multidict import CIMultiDict
 from ..core.headers import head_bytes
 
 
+def _plain(response: web.StreamResponse) -> bool:
+    """No cookies, compression or chunking of its own: all the proxy's responses but a rare few, whose
+    head the proxy prepares and writes itself; the others get aiohttp's whole preparation."""
+    return not (response._cookies or response._compression or response._chunked)
+
+
 def _connection(keep_alive: bool, version: HttpVersion) -> str | None:
     """The Connection value this hop needs, as aiohttp decides it: keep-alive spelt out for HTTP/1.0,
     close for HTTP/1.1, nothing where the version's default holds."""
@@ -61,7 +67,7 @@ class NoInventedHeaders(web.StreamResponse):
     """
 
     async def _prepare_headers(self) -> None:
-        if self._cookies or self._compression or self._chunked:
+        if not _plain(self):
             had_type = hdrs.CONTENT_TYPE in self.headers
             had_server = hdrs.SERVER in self.headers
             await super()._prepare_headers()
@@ -149,10 +155,10 @@ async def write_whole(request: web.BaseRequest, status: int, reason: str, fields
     """Send a response whose body is all here: its head and body in one write, framed here.
 
     aiohttp's own response machinery is for responses built piece by piece;
-    for one that is whole, the head is serialized by aiohttp's own serializer,
-    which checks every field as it does for any response (no control
-    characters), and written with the body in one go, counted in the request's
-    writer as its own writes are. What aiohttp adds to any response is
+    for one that is whole, the head is serialized by `head_bytes`, which
+    refuses a control character in any field as aiohttp's serializer does, and
+    written with the body in one go, counted in the request's writer as its
+    own writes are. What aiohttp adds to any response is
     added here too, in its order: Content-Length (unless the status or method
     forbids a body, or `framed` says `fields` have it already), Date (unless
     `date` is false: `fields` have one), and Connection as this hop needs it.
@@ -187,8 +193,7 @@ async def write_rendered(request: web.BaseRequest, response: web.Response) -> we
     """A response the proxy rendered (its body whole), sent as `write_whole` sends one; one with
     cookies, compression or chunking, or not made of bytes, is left to aiohttp."""
     body = response.body
-    if response._cookies or response._compression or response._chunked or not isinstance(body, bytes) \
-            or response.prepared:
+    if not _plain(response) or not isinstance(body, bytes) or response.prepared:
         return response
     status, headers = response.status, response.headers
     fields = list(headers.items())

@@ -24,9 +24,9 @@ from ..core.problem import Problem
 from ..core.rewrite import body_cap, rewrite
 from ..core.routing import Router, host_name, normalize_path, split_target, upstream_target
 from ..core.settings import Route, Settings
+from ..locks import Locks
 from ..observe import metrics
 from ..observe.accesslog import AccessLog, Exchange
-from ..locks import Locks
 from ..upstream import Response, Upstreams, read_capped
 from . import cors, maintenance, websocket
 from .aiohttp_responses import write_rendered
@@ -49,8 +49,7 @@ class Proxy:
         self.upstreams = upstreams or Upstreams()
         # Maintenance switched on at run time: a reload hands them to the next Proxy (reload.Reloader).
         self.switches = switches or maintenance.Switches.from_env()
-        self.guard = Guard(self.upstreams, Locks(route.concurrency.lock for route in settings.routes
-                                                 if route.concurrency is not None and route.concurrency.lock != "local"))
+        self.guard = Guard(self.upstreams, Locks.from_routes(settings.routes))
         self.pages = Pages(settings.brand, settings.templates_dir, settings.messages)
         self.access_log = AccessLog(settings.ops.access_log)
         self._default_shape = Shape(settings.errors, self.pages)
@@ -139,7 +138,7 @@ class Proxy:
             allow_underscores=self.settings.allow_underscores_in_headers,
         )
         target = upstream_target(target, path, route.strip_prefix)
-        if hdrs.UPGRADE in request.headers and websocket.is_upgrade(request):
+        if websocket.is_upgrade(request):
             return await websocket.relay(request, self.upstreams, upstream, target, outgoing,
                                          exchange.request_id, keep_host)
         length = request.content_length

@@ -35,7 +35,8 @@ _RESERVED_CODES = {1005, 1006, 1015}
 
 
 def is_upgrade(request: web.BaseRequest) -> bool:
-    return is_websocket_upgrade(request.method, request.headers)
+    headers = request.headers
+    return hdrs.UPGRADE in headers and is_websocket_upgrade(request.method, headers)  # nearly every request: no
 
 
 async def relay(request: web.BaseRequest, upstreams: Upstreams, upstream: UpstreamSettings, target: str,

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..core import errors
-from ..core.settings import Concurrency
+from ..core.settings import Concurrency, Route
 from .local import LocalHeld, LocalLocks
 
 if TYPE_CHECKING:
@@ -72,6 +72,12 @@ class Locks:
         self._redis: dict[str, RedisLocks] = {}
         for url in redis_urls:  # made now, so that the first write does not wait for redis-py's import
             self._remote(url)
+
+    @classmethod
+    def from_routes(cls, routes: Iterable[Route]) -> Locks:
+        """The locks `routes` use, a client made now for each Redis URL they name."""
+        return cls(route.concurrency.lock for route in routes
+                   if route.concurrency is not None and route.concurrency.lock != "local")
 
     async def acquire(self, concurrency: Concurrency, key: str, request_id: str) -> Held:
         """Both locks on `key`, or LockTimeout / LockUnavailable (the latter only with

@@ -118,10 +118,8 @@ class Upstreams:
         once = _Once(body) if body is not None else None
 
         def attempt(index: int) -> Awaitable[Response]:
-            host, base, key = aims[index]
-            if not keep_host:
-                headers["Host"] = host
-            return connections.request(key, method, base + target, headers, once)
+            aim = aims[index]
+            return connections.request(aim[2], method, _aim(headers, aim, target, keep_host), headers, once)
 
         return self._tries(kept, request_id, attempt, once is None and method in IDEMPOTENT,
                            lambda: once is not None and once.started)
@@ -139,12 +137,10 @@ class Upstreams:
             session = kept.sessions.get(socket_path)
             if session is None:
                 session = kept.sessions[socket_path] = make_session(upstream, tls, socket_path or None)
-            host, prefix, _ = kept.aims[index]
-            if not keep_host:
-                headers["Host"] = host
-            path = prefix + target
+            aim = kept.aims[index]
+            path = _aim(headers, aim, target, keep_host)
             if tls is None:
-                url, secure = URL(f"http://{host}{path}", encoded=True), {}
+                url, secure = URL(f"http://{aim[0]}{path}", encoded=True), {}
             else:
                 assert upstream.tls is not None
                 url = URL(f"https://{base.raw_authority}{path}", encoded=True)
@@ -248,6 +244,14 @@ async def _discard(response: Response) -> None:
         response.release()
     else:
         response.close()
+
+
+def _aim(headers: CIMultiDict[str], aim: tuple[str, str, tuple[str, int]], target: str, keep_host: bool) -> str:
+    """The path to send to a target (`aim`: its Host, base path and dial key, `UpstreamState.aims`),
+    then `target`; names the target in Host unless kept."""
+    if not keep_host:
+        headers["Host"] = aim[0]
+    return aim[1] + target
 
 
 async def read_capped(response: Response, cap: int) -> tuple[bytes, bool]:
