@@ -38,6 +38,7 @@ from aiohttp.http import HttpVersion, HttpVersion10, HttpVersion11
 from multidict import CIMultiDict
 
 from ..core.headers import head_bytes
+from ..upstream import coalesce
 
 
 def _plain(response: web.StreamResponse) -> bool:
@@ -183,7 +184,7 @@ async def write_whole(request: web.BaseRequest, status: int, reason: str, fields
         raise ClientConnectionResetError("Cannot write to closing transport")
     data = head + body if body else head
     writer.output_size += len(data)
-    transport.write(data)
+    coalesce.write(transport, data)  # with the other writes of this turn of the loop
     if transport.get_write_buffer_size():
         await writer.drain()  # the client reads slowly: wait, as aiohttp's writer does
     return WrittenResponse(status, reason, keep_alive, len(body))

@@ -26,6 +26,7 @@ from typing import Callable
 from ..config.loader import ConfigError
 from ..config.source import Source
 from ..core.settings import Settings
+from ..upstream import coalesce
 from .tls import ListenerCertificates
 
 log = logging.getLogger("errorproxy")
@@ -77,12 +78,14 @@ class Holder:
         self._in_flight[proxy] += 1
         self._tasks.add(task)
         self._idle.clear()
+        coalesce.request_started()
         try:
             response = await proxy.handle(request)
             if self.stopping:
                 response.force_close()
             return response
         finally:
+            coalesce.request_ended()
             self._tasks.discard(task)
             if not self._tasks:
                 self._idle.set()

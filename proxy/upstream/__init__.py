@@ -9,6 +9,7 @@
     pool.py        ConnectionPool: keep-alive connections to one upstream, capped
     connection.py  one connection (an asyncio protocol), one exchange at a time
     response.py    one response, parsed by llhttp as it arrives
+    coalesce.py    small whole writes of one turn of the loop, sent together (client side too)
     errors.py      what can go wrong on the wire (UpstreamFailure and its kinds)
     session.py     the aiohttp session WebSocket handshakes use
 """

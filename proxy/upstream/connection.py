@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import AsyncIterator, Protocol
 
+from . import coalesce
 from .errors import Disconnected
 
 
@@ -78,8 +79,10 @@ class Connection(asyncio.Protocol):
             raise Disconnected("the connection closed before the request was sent")
         self.response = response
         self.reusable = False
-        transport.write(head)
-        if body is not None:
+        if body is None:
+            coalesce.write(transport, head)
+        else:
+            transport.write(head)  # before the body's task writes it
             self._body_task = asyncio.ensure_future(self._send_body(response, body, chunked))
 
     async def _send_body(self, response: Exchange, body: AsyncIterator[bytes], chunked: bool) -> None:

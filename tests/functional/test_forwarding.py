@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import json
 
 import aiohttp
 from aiohttp import web
@@ -83,3 +85,63 @@ async def test_gzip_body_passes_both_ways_untouched(aiohttp_server, start_proxy)
             assert response.headers["Content-Length"] == str(len(payload))
     assert body == payload
     assert received == {"encoding": "gzip", "body": payload}
+
+
+async def test_responses_sent_in_one_turn_of_the_loop_each_reach_their_client_whole(raw_server, start_proxy):
+    """With requests under way together, the proxy holds their small writes to the end of the
+    loop's turn (upstream.coalesce): each response still arrives whole, in its order, before any
+    close its framing calls for, whether it is passed through or rendered as a problem."""
+    together = 24
+    heads: list[bytes] = []
+    everyone = asyncio.Event()
+
+    async def upstream(reader, writer):
+        while True:
+            head = await read_request_head(reader)
+            heads.append(head)
+            if len(heads) >= together:
+                everyone.set()
+            await everyone.wait()  # the first `together` requests are answered all at once
+            path = head.split(b" ")[1]
+            if path.startswith(b"/fail/"):
+                body = b"Traceback (most recent call last):\n  File \"app.py\", line 1\n"
+                writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            else:
+                body = b"answer to " + path
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await writer.drain()
+
+    server = await raw_server(upstream)
+    proxy = await start_proxy(config_yaml(server.url))
+
+    def get(path: str, version: str = "1.1", close: bool = True) -> bytes:
+        return (f"GET {path} HTTP/{version}\r\nHost: x\r\n" + ("Connection: close\r\n" if close else "") + "\r\n").encode()
+
+    exchanges = [get(f"/close/{n}") for n in range(6)]
+    exchanges += [get(f"/old/{n}", "1.0", close=False) for n in range(6)]
+    exchanges += [get(f"/kept/{n}/a", close=False) + get(f"/kept/{n}/b") for n in range(6)]  # pipelined
+    exchanges += [get(f"/fail/{n}") for n in range(6)]
+    replies = await asyncio.gather(*(raw_exchange(proxy.port, data) for data in exchanges))
+
+    def responses(reply: bytes) -> list[tuple[bytes, bytes]]:
+        """Each response in `reply`, as (status line, body), split by Content-Length."""
+        found = []
+        while reply:
+            head, _, rest = reply.partition(b"\r\n\r\n")
+            length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+                         .split(b":")[1])
+            found.append((head.split(b"\r\n")[0], rest[:length]))
+            assert len(rest) >= length, reply
+            reply = rest[length:]
+        return found
+
+    for n in range(6):
+        assert responses(replies[n]) == [(b"HTTP/1.1 200 OK", b"answer to /close/%d" % n)]
+        assert responses(replies[6 + n]) == [(b"HTTP/1.0 200 OK", b"answer to /old/%d" % n)]
+        assert responses(replies[12 + n]) == [(b"HTTP/1.1 200 OK", b"answer to /kept/%d/a" % n),
+                                              (b"HTTP/1.1 200 OK", b"answer to /kept/%d/b" % n)]
+        [(status, body)] = responses(replies[18 + n])
+        assert status.startswith(b"HTTP/1.1 50") and b"Traceback" not in body
+        assert json.loads(body)["status"] == int(status.split(b" ")[1])
+    assert len(heads) == 30
