@@ -39,6 +39,7 @@ from multidict import CIMultiDict
 
 from ..core.headers import head_bytes
 from ..upstream import coalesce
+from .aiohttp_private import handler_loop
 
 
 def _plain(response: web.StreamResponse) -> bool:
@@ -184,7 +185,7 @@ async def write_whole(request: web.BaseRequest, status: int, reason: str, fields
         raise ClientConnectionResetError("Cannot write to closing transport")
     data = head + body if body else head
     writer.output_size += len(data)
-    coalesce.write(transport, data)  # with the other writes of this turn of the loop
+    coalesce.write(handler_loop(request.protocol), transport, data)  # with the turn's other writes
     if transport.get_write_buffer_size():
         await writer.drain()  # the client reads slowly: wait, as aiohttp's writer does
     return WrittenResponse(status, reason, keep_alive, len(body))

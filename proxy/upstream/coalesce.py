@@ -42,10 +42,12 @@ def request_ended() -> None:
     _under_way -= 1
 
 
-def write(transport: asyncio.WriteTransport, data: bytes) -> None:
-    """Write `data` to `transport` once this turn of the running loop ends; at once if no other request
-    is under way, or if it has bytes buffered and none held."""
-    loop = asyncio.get_running_loop()
+def write(loop: asyncio.AbstractEventLoop, transport: asyncio.WriteTransport, data: bytes) -> None:
+    """Write `data` to `transport` once this turn of `loop` (the running loop) ends; at once if no other
+    request is under way, or if it has bytes buffered and none held.
+
+    The caller names the loop: on Python 3.11 `asyncio.get_running_loop()` makes a getpid() system call.
+    """
     held = _held.get(loop)
     before = held.get(transport) if held is not None else None
     if before is None and (_under_way < 2 or transport.get_write_buffer_size()):

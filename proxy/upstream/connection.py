@@ -80,7 +80,7 @@ class Connection(asyncio.Protocol):
         self.response = response
         self.reusable = False
         if body is None:
-            coalesce.write(transport, head)
+            coalesce.write(self.loop, transport, head)
         else:
             transport.write(head)  # before the body's task writes it
             self._body_task = asyncio.ensure_future(self._send_body(response, body, chunked))

@@ -52,15 +52,15 @@ def received(sock: socket.socket) -> bytes | None:
 async def test_a_lone_request_writes_at_once(pair) -> None:
     transport, peer = await pair()
     with under_way(1):
-        coalesce.write(transport, b"alone")
+        coalesce.write(asyncio.get_running_loop(), transport, b"alone")
         assert received(peer) == b"alone"
 
 
 async def test_with_company_writes_wait_for_the_end_of_the_turn_and_then_all_go(pair) -> None:
     (first, first_peer), (second, second_peer) = await pair(), await pair()
     with under_way(2):
-        coalesce.write(first, b"to the first")
-        coalesce.write(second, b"to the second")
+        coalesce.write(asyncio.get_running_loop(), first, b"to the first")
+        coalesce.write(asyncio.get_running_loop(), second, b"to the second")
         assert received(first_peer) is None and received(second_peer) is None
         await asyncio.sleep(0)
         assert received(first_peer) == b"to the first"
@@ -71,7 +71,7 @@ async def test_writes_to_one_transport_keep_their_order(pair) -> None:
     transport, peer = await pair()
     with under_way(3):
         for part in (b"one ", b"two ", b"three"):
-            coalesce.write(transport, part)
+            coalesce.write(asyncio.get_running_loop(), transport, part)
         await asyncio.sleep(0)
     assert received(peer) == b"one two three"
 
@@ -82,15 +82,15 @@ async def test_a_transport_with_bytes_buffered_is_written_at_once_so_its_drain_p
     backlog = transport.get_write_buffer_size()
     assert backlog > 0
     with under_way(2):
-        coalesce.write(transport, b"more")
+        coalesce.write(asyncio.get_running_loop(), transport, b"more")
         assert transport.get_write_buffer_size() == backlog + 4
 
 
 async def test_a_transport_closed_before_the_turn_ends_gets_nothing_and_the_others_theirs(pair) -> None:
     (gone, gone_peer), (kept, kept_peer) = await pair(), await pair()
     with under_way(2):
-        coalesce.write(gone, b"never sent")
-        coalesce.write(kept, b"sent")
+        coalesce.write(asyncio.get_running_loop(), gone, b"never sent")
+        coalesce.write(asyncio.get_running_loop(), kept, b"sent")
         gone.close()
         await asyncio.sleep(0)
         await asyncio.sleep(0)
@@ -101,8 +101,8 @@ async def test_a_transport_closed_before_the_turn_ends_gets_nothing_and_the_othe
 async def test_a_write_that_fails_at_the_end_of_the_turn_keeps_none_of_the_others(pair) -> None:
     (shut, shut_peer), (kept, kept_peer) = await pair(), await pair()
     with under_way(2):
-        coalesce.write(shut, b"after its end")
-        coalesce.write(kept, b"sent")
+        coalesce.write(asyncio.get_running_loop(), shut, b"after its end")
+        coalesce.write(asyncio.get_running_loop(), kept, b"sent")
         shut.write_eof()  # a write after this raises, though the transport is not closing
         await asyncio.sleep(0)
     assert received(shut_peer) == b""
