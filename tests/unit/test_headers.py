@@ -6,12 +6,15 @@ import ipaddress
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from proxy.core.headers import (
     HOP_BY_HOP,
     actionable,
     downstream_response_headers,
+    head_bytes,
     is_trusted,
     request_id,
     upstream_request_headers,
@@ -319,3 +322,21 @@ def test_request_id_replaced_when_malformed(incoming: str | None) -> None:
     fresh = request_id(incoming)
     assert FRESH_ID.fullmatch(fresh)
     assert request_id(incoming) != fresh
+
+
+# Every character an upstream's field may hold once decoded: text, surrogates for bytes past ASCII, controls.
+_FIELD_TEXT = st.text(st.one_of(st.characters(max_codepoint=0x7f), st.characters(min_codepoint=0xdc80,
+                                                                                  max_codepoint=0xdcff),
+                                st.sampled_from("é€\t\r\n\x00\x7f")), max_size=12)
+
+
+@given(status=_FIELD_TEXT, name=_FIELD_TEXT, value=_FIELD_TEXT)
+def test_head_bytes_refuses_a_control_character_anywhere_and_nothing_else(status, name, value):
+    """Refused exactly when the status line or a field holds a control character other than HTAB."""
+    controlled = re.search(r"[\x00-\x08\x0a-\x1f\x7f]", status + name + value) is not None
+    if controlled:
+        with pytest.raises(ValueError, match="Forbidden control character"):
+            head_bytes(status, [("X-A", "1"), (name, value)])
+    else:
+        head = head_bytes(status, [("X-A", "1"), (name, value)])
+        assert head == f"{status}\r\nX-A: 1\r\n{name}: {value}\r\n\r\n".encode("utf-8", "surrogateescape")
