@@ -109,15 +109,20 @@ BUILD_INFO = Gauge(
 BUILD_INFO.labels(__version__, platform.python_version(), aiohttp.__version__).set(1)
 _RELOADS = {True: CONFIG_RELOADS.labels("ok"), False: CONFIG_RELOADS.labels("invalid")}  # both exist from 0
 
-# Label children by their (bounded) label values: a dict lookup instead of
-# `labels()`'s validation and lock on every request. For the two series every
-# request touches, the child's value objects themselves are kept and counted
-# into directly, as the child's own `inc` and `observe` do once they have
-# checked what never changes here (`_value`; `_sum`, `_buckets`, `_upper_bounds`:
-# prometheus_client's names, checked by tests/unit/test_metrics_values.py).
-_requests: dict[tuple[str, str, int], Any] = {}
+# The two series every request touches are counted into plain numbers by label
+# values (bounded), and handed to prometheus_client's children by `flush`: before
+# each scrape when one process serves (the admin handler calls it), at once in
+# multiprocess mode, where any worker may answer the scrape from the shared files.
+# A child's `inc` takes a lock and its `observe` a bisect of its own: per scrape,
+# not per request, in the common case. The histogram's own values are counted into
+# (`_sum`, `_buckets`: prometheus_client's names, checked by
+# tests/unit/test_metrics_values.py), bucket for bucket as `observe` would.
+_SHARED = bool(_MULTIPROC_DIR)
+_counts: dict[tuple[str, str, int], int] = {}  # requests since the last flush, by (route, method, status)
+_times: dict[str, list[float]] = {}  # by route, since the last flush: the sum of seconds, then each bucket's count
+_request_children: dict[tuple[str, str, int], Any] = {}  # label children, made once: `labels()` validates and locks
+_duration_children: dict[str, Any] = {}
 _intercepted: dict[tuple[str, int | None, int, str | None], Counter] = {}
-_durations: dict[str, tuple[Any, list[Any], list[float]]] = {}
 _upstream_errors: dict[tuple[str, str], Counter] = {}
 
 
@@ -129,26 +134,44 @@ def method_label(method: str) -> str:
 def observe(exchange: Exchange) -> None:
     """Count one finished request."""
     route = exchange.route or NO_ROUTE
-    key = (route, method_label(exchange.method), exchange.status)
-    value = _requests.get(key)
-    if value is None:
-        value = _requests[key] = REQUESTS.labels(key[0], key[1], str(key[2]))._value
-    value.inc(1)
+    method = exchange.method
+    key = (route, method if method in METHODS else "OTHER", exchange.status)
+    counts = _counts
+    counts[key] = counts.get(key, 0) + 1
     seconds = exchange.upstream_seconds
     if seconds is not None:
-        histogram = _durations.get(route)
-        if histogram is None:
-            child = UPSTREAM_DURATION.labels(route)
-            histogram = _durations[route] = (child._sum, child._buckets, list(child._upper_bounds))
-        total, buckets, bounds = histogram
-        total.inc(seconds)
-        buckets[bisect_left(bounds, seconds)].inc(1)  # the first bound at or above: the last is +Inf
+        times = _times.get(route)
+        if times is None:
+            times = _times[route] = [0.0] * (len(_BUCKETS) + 2)
+        times[0] += seconds
+        times[bisect_left(_BUCKETS, seconds) + 1] += 1  # the first bound at or above; past the last, +Inf
     if exchange.intercepted:
         ikey = (route, exchange.upstream_status, exchange.status, exchange.format)
         child = _intercepted.get(ikey)
         if child is None:
             child = _intercepted[ikey] = INTERCEPTED.labels(route, str(ikey[1]), str(ikey[2]), str(ikey[3]))
         child.inc()
+    if _SHARED:
+        flush()
+
+
+def flush() -> None:
+    """Hand what `observe` counted since the last flush to prometheus_client (in the event loop's thread)."""
+    for key, count in _counts.items():
+        counter = _request_children.get(key)
+        if counter is None:
+            counter = _request_children[key] = REQUESTS.labels(key[0], key[1], str(key[2]))
+        counter.inc(count)
+    _counts.clear()
+    for route, times in _times.items():
+        child = _duration_children.get(route)
+        if child is None:
+            child = _duration_children[route] = UPSTREAM_DURATION.labels(route)
+        child._sum.inc(times[0])
+        for bucket, count in zip(child._buckets, times[1:]):
+            if count:
+                bucket.inc(count)
+    _times.clear()
 
 
 def upstream_failed(upstream: str, kind: str | None) -> None:

@@ -101,8 +101,9 @@ async def _readyz(request: web.Request) -> web.Response:
 
 
 async def _metrics(request: web.Request) -> web.Response:
-    from ..observe.metrics import render_metrics  # here: importing prometheus_client fixes its multiprocess mode
+    from ..observe.metrics import flush, render_metrics  # here: importing prometheus_client fixes its multiprocess mode
 
+    flush()  # what this process counted since the last scrape
     # Off the event loop: in multiprocess mode this reads every worker's files.
     body, content_type = await asyncio.to_thread(render_metrics)
     return web.Response(body=body, headers={"Content-Type": content_type, "Cache-Control": "no-store"})

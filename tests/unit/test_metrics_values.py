@@ -1,4 +1,4 @@
-"""The per-request metrics count into prometheus_client's value objects directly (`metrics.observe`).
+"""The per-request metrics, counted by `metrics.observe` and handed to prometheus_client by `metrics.flush`.
 
 This checks, on the installed prometheus_client, that the names it reaches
 for exist and that what it counts is what the client's own `inc` and
@@ -37,6 +37,7 @@ def test_observe_counts_what_the_clients_own_methods_would() -> None:
         exchange = Exchange("r", "GET", "/", None)
         exchange.route, exchange.status, exchange.upstream_seconds = route, 200, seconds
         metrics.observe(exchange)
+    metrics.flush()
     reference = Histogram("reference_seconds", "r", buckets=metrics._BUCKETS, registry=CollectorRegistry())
     for seconds in durations:
         reference.observe(seconds)
@@ -50,3 +51,30 @@ def test_observe_counts_what_the_clients_own_methods_would() -> None:
         assert ours[suffix, tuple(sorted([*labels, ("route", route)]))] == value, (suffix, labels)
     requests = _samples(metrics.REQUESTS)
     assert requests[("errorproxy_requests_total", (("method", "GET"), ("route", route), ("status", "200")))] == 7
+
+
+def test_a_count_reaches_prometheus_client_when_flushed_and_only_once() -> None:
+    """One process: what `observe` counts waits for the scrape's flush; each request counts once."""
+    route = "test-metrics-flush"
+    key = ("errorproxy_requests_total", (("method", "OTHER"), ("route", route), ("status", "409")))
+
+    def count() -> None:
+        exchange = Exchange("r", "PURGE", "/", None)
+        exchange.route, exchange.status, exchange.upstream_seconds = route, 409, 0.02
+        metrics.observe(exchange)
+
+    for _ in range(3):
+        count()
+    assert key not in _samples(metrics.REQUESTS)
+    metrics.flush()
+    assert _samples(metrics.REQUESTS)[key] == 3
+    metrics.flush()
+    count()
+    metrics.flush()
+    assert _samples(metrics.REQUESTS)[key] == 4
+    durations = {(name.rsplit("_", 1)[1], dict(labels).get("le")): value
+                 for (name, labels), value in _samples(metrics.UPSTREAM_DURATION).items()
+                 if dict(labels).get("route") == route}
+    assert durations[("bucket", "0.01")] == 0
+    assert durations[("bucket", "0.025")] == durations[("bucket", "+Inf")] == durations[("count", None)] == 4
+    assert math.isclose(durations[("sum", None)], 0.08)
