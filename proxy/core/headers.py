@@ -58,6 +58,11 @@ _ACTIONABLE_LOWER = frozenset(name.lower() for name in ACTIONABLE)
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:+/=-]{1,128}")
 TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token: a method, a header name
 VIA = "errorproxy"
+# Names this module looks up or adds on every request, as istr: multidict keeps an istr's folded
+# form, where a str is folded and hashed again at each use.
+_HOST, _VIA, _CONNECTION, _X_FORWARDED_FOR, _X_FORWARDED_PROTO, _X_FORWARDED_HOST, _X_REAL_IP, _X_REQUEST_ID = map(
+    istr, ("Host", "Via", "Connection", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-IP",
+           "X-Request-ID"))
 _VERSION_NAMES = {(1, 1): "1.1", (1, 0): "1.0"}
 
 log = logging.getLogger("errorproxy")
@@ -66,7 +71,7 @@ log = logging.getLogger("errorproxy")
 def connection_tokens(headers: CIMultiDictProxy[str]) -> set[istr]:
     """Header names listed in every Connection header: hop-by-hop too."""
     tokens = set()
-    for value in headers.getall("Connection", ()):
+    for value in headers.getall(_CONNECTION, ()):
         for token in value.split(","):
             token = token.strip()
             if token:
@@ -79,8 +84,8 @@ def _forwardable(incoming: CIMultiDictProxy[str], dropped: frozenset[str],
     """The fields of `incoming` not named (lower case) in `dropped` nor in a Connection header,
     nor, unless `underscores`, holding `_` in their names; and the Via values to extend
     (`dropped` names Via: it is added back, extended, by the caller)."""
-    via = incoming.getall("Via", ())
-    connection = incoming.getall("Connection", None)
+    via = incoming.getall(_VIA, ())
+    connection = incoming.getall(_CONNECTION, None)
     if connection is not None and not (len(connection) == 1 and connection[0].lower() in _PLAIN_CONNECTION):
         listed = {token.lower() for token in connection_tokens(incoming)}
         listed.discard("content-length")  # the message's own framing: no option of a hop's
@@ -128,7 +133,7 @@ def version_name(version: tuple[int, int]) -> str:
 
 def _via(prior: list[str], version: str) -> tuple[str, str]:
     mine = f"{version} {VIA}"
-    return "Via", f"{', '.join(prior)}, {mine}" if prior else mine
+    return _VIA, f"{', '.join(prior)}, {mine}" if prior else mine
 
 
 def actionable(incoming: CIMultiDictProxy[str]) -> list[tuple[str, str]]:
@@ -194,25 +199,24 @@ def upstream_request_headers(
             if "_" in name:
                 log.debug("request header %r not forwarded: its name holds an underscore "
                           "(allow_underscores_in_headers) request_id=%s", name[:100], request_id)
-    out.append(("Host", host))
+    out.append((_HOST, host))
     if client_host is None:
-        client_host = incoming.get("Host", "")
+        client_host = incoming.get(_HOST, "")
     if trusted:
-        prior = ", ".join(incoming.getall("X-Forwarded-For", ()))
-        out.append(("X-Forwarded-For", f"{prior}, {peer}" if prior else (peer or "")))
+        prior = ", ".join(incoming.getall(_X_FORWARDED_FOR, ()))
+        out.append((_X_FORWARDED_FOR, f"{prior}, {peer}" if prior else (peer or "")))
         kept = {name.lower() for name, _ in out}
-        for name, value in (("X-Forwarded-Proto", proto), ("X-Forwarded-Host", client_host),
-                            ("X-Real-IP", peer or "")):
+        for name, value in ((_X_FORWARDED_PROTO, proto), (_X_FORWARDED_HOST, client_host), (_X_REAL_IP, peer or "")):
             if name.lower() not in kept:
                 out.append((name, value))
     else:
-        out.append(("X-Forwarded-For", peer or ""))
-        out.append(("X-Real-IP", peer or ""))
-        out.append(("X-Forwarded-Proto", proto))
+        out.append((_X_FORWARDED_FOR, peer or ""))
+        out.append((_X_REAL_IP, peer or ""))
+        out.append((_X_FORWARDED_PROTO, proto))
         if client_host:
-            out.append(("X-Forwarded-Host", client_host))
+            out.append((_X_FORWARDED_HOST, client_host))
     out.append(_via(via, version))
-    out.append(("X-Request-ID", request_id))
+    out.append((_X_REQUEST_ID, request_id))
     return CIMultiDict(out)
 
 
