@@ -60,11 +60,10 @@ class Holder:
 
     def __init__(self, proxy) -> None:
         self.current = proxy
-        self._in_flight: dict[object, int] = {proxy: 0}
-        self._tasks: set[asyncio.Task] = set()
+        self._running: dict[asyncio.Task, object] = {}  # each request's task, and the Proxy it runs on
+        self._open = {proxy}  # every Proxy not closed yet: the current one, and old ones still serving
         self._closing: set[asyncio.Task] = set()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._idle: asyncio.Future[None] | None = None  # `wait_idle`'s, while it waits
         self.stopping = False  # set by the drain: each response from then on closes its connection
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -75,9 +74,8 @@ class Holder:
             loop = self._loop = asyncio.get_running_loop()
         task = asyncio.current_task(loop)  # with the loop named: Python 3.11 asks getpid() to find it
         assert task is not None
-        self._in_flight[proxy] += 1
-        self._tasks.add(task)
-        self._idle.clear()
+        running = self._running
+        running[task] = proxy
         coalesce.request_started()
         try:
             response = await proxy.handle(request)
@@ -86,49 +84,52 @@ class Holder:
             return response
         finally:
             coalesce.request_ended()
-            self._tasks.discard(task)
-            if not self._tasks:
-                self._idle.set()
-            if proxy in self._in_flight:  # else closed already: a request cut at a stop ended late
-                self._in_flight[proxy] -= 1
-                if proxy is not self.current and not self._in_flight[proxy]:
-                    self._retire(proxy)
+            del running[task]
+            if not running and self._idle is not None and not self._idle.done():
+                self._idle.set_result(None)
+            if proxy is not self.current and proxy in self._open and proxy not in running.values():
+                self._retire(proxy)  # a request cut at a stop may end after its Proxy was closed
 
     def swap(self, proxy) -> None:
         old, self.current = self.current, proxy
-        self._in_flight[proxy] = 0
-        if not self._in_flight[old]:
+        self._open.add(proxy)
+        serving = sum(1 for of in self._running.values() if of is old)
+        if not serving:
             self._retire(old)
         else:
-            log.info("the previous config serves its %d request(s) in flight to their end", self._in_flight[old])
+            log.info("the previous config serves its %d request(s) in flight to their end", serving)
 
     @property
     def in_flight(self) -> int:
-        return len(self._tasks)
+        return len(self._running)
 
     async def wait_idle(self, timeout: float) -> bool:
         """Whether every request ended within `timeout` seconds."""
+        if not self._running:
+            return True
+        if self._idle is None or self._idle.done():
+            self._idle = asyncio.get_running_loop().create_future()
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            await asyncio.wait_for(asyncio.shield(self._idle), timeout)
         except asyncio.TimeoutError:
             return False
         return True
 
     def cancel(self) -> int:
         """Cancel every request still running (the proxy is stopping); how many there were."""
-        for task in self._tasks:
+        for task in self._running:
             task.cancel()
-        return len(self._tasks)
+        return len(self._running)
 
     async def close(self) -> None:
         """Close every `Proxy`: the current one and any still serving old requests."""
-        for proxy in list(self._in_flight):
+        for proxy in list(self._open):
             self._retire(proxy, quietly=True)
         while self._closing:
             await asyncio.gather(*self._closing)
 
     def _retire(self, proxy, quietly: bool = False) -> None:
-        del self._in_flight[proxy]
+        self._open.discard(proxy)
         if not quietly:
             log.info("closing the previous config's upstream connections: its last request has ended")
         task = asyncio.get_running_loop().create_task(_close(proxy))
