@@ -18,6 +18,7 @@ import dataclasses
 import logging
 
 from aiohttp import hdrs, web
+from multidict import istr
 
 from ..core import errors, headers, trace
 from ..core.problem import Problem
@@ -37,6 +38,8 @@ from .passthrough import stream_back
 from .render import ProblemResponse, Shape, render
 
 log = logging.getLogger("errorproxy")
+
+_X_REQUEST_ID, _TRACEPARENT = istr("X-Request-ID"), istr("traceparent")  # folded once, not at each lookup
 
 
 class Proxy:
@@ -60,7 +63,7 @@ class Proxy:
         await self.upstreams.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        request_id = headers.request_id(request.headers.get("X-Request-ID"))
+        request_id = headers.request_id(request.headers.get(_X_REQUEST_ID))
         try:
             # An absolute-form target's authority is the host asked for (RFC 9112 §3.2.2), not Host.
             authority, target = split_target(request.raw_path)
@@ -69,7 +72,7 @@ class Proxy:
         host = authority if authority is not None else request.headers.get(hdrs.HOST)
         path = normalize_path(target) if target is not None else ""
         route = self.router.match(host_name(host), path, request.method) if target is not None else None
-        traceparent = request.headers.getall("traceparent", None)
+        traceparent = request.headers.getall(_TRACEPARENT, None)
         exchange = Exchange(request_id, request.method, target or request.raw_path, route,
                             trace.from_headers(traceparent) if traceparent else None)
         response: web.StreamResponse | None = None
@@ -125,10 +128,11 @@ class Proxy:
         upstream = route.upstream
         keep_host = route.host_header == "client" and host is not None
         peer = request.remote  # a transport lookup each time it is asked
+        trusted_proxies = self.settings.trusted_proxies
         outgoing = headers.upstream_request_headers(
             request.headers,
             peer=peer,
-            trusted=headers.is_trusted(peer, self.settings.trusted_proxies),
+            trusted=bool(trusted_proxies) and headers.is_trusted(peer, trusted_proxies),
             # Until `send` names the target each try goes to.
             host=host if keep_host and host is not None else upstream.url.raw_authority,
             version=headers.version_name(request.version),
@@ -141,11 +145,12 @@ class Proxy:
         if websocket.is_upgrade(request):
             return await websocket.relay(request, self.upstreams, upstream, target, outgoing,
                                          exchange.request_id, keep_host)
-        length = request.content_length
-        if route.max_body_size is not None and length is not None and length > route.max_body_size:
-            raise errors.BodyTooLarge()
-        body = (RequestBody(request, route.max_body_size, self.settings.server.body_timeout, exchange.request_id)
-                if request.body_exists else None)
+        body = None
+        if request.body_exists:
+            length = request.content_length
+            if route.max_body_size is not None and length is not None and length > route.max_body_size:
+                raise errors.BodyTooLarge()
+            body = RequestBody(request, route.max_body_size, self.settings.server.body_timeout, exchange.request_id)
         # The conflict guard (guard.py): a write's preconditions checked and its lock taken, or a refusal.
         ticket = await self.guard.admit(request, route, target, outgoing, exchange) if route.concurrency else None
         try:

@@ -207,7 +207,10 @@ class Upstreams:
                         balancer.report(index, Outcome.ANSWERED)
                         return result
                     status = result.status
-                    kept.report(index, Outcome.FAILED if status >= 500 else Outcome.ANSWERED, status, request_id)
+                    if status < 500:
+                        balancer.report(index, Outcome.ANSWERED)  # which never ejects: nothing to log
+                    else:
+                        kept.report(index, Outcome.FAILED, status, request_id)
                     if not upstream.retries_status(status):
                         return result
                     delay = kept.retry_delay(str(status), len(tried), idempotent, False, request_id)
