@@ -94,9 +94,8 @@ def request_queue(handler: RequestHandler) -> deque[QueuedRequest]:
     return handler._messages
 
 
-def is_refusal(message: Any) -> bool:
-    """Whether a queued request is one the parser refused (answered by `handle_error`)."""
-    return isinstance(message, web_protocol._ErrInfo)
+# What a queued request is when the parser refused it (answered by `handle_error`): `isinstance(message, REFUSAL)`.
+REFUSAL = web_protocol._ErrInfo
 
 
 def refusal(status: int, exc: BaseException, message: str) -> QueuedRequest:
@@ -125,6 +124,11 @@ def check_request_lines(handler: RequestHandler, check: Callable[[bytes], None])
             return parse(lines)
 
         parser.parse_message = parse_message  # type: ignore[method-assign]
+
+
+def parses_in_python(handler: RequestHandler) -> bool:
+    """Whether the connection's parser is the pure-Python one (AIOHTTP_NO_EXTENSIONS), not llhttp."""
+    return isinstance(handler._parser, http_parser.HttpRequestParserPy)
 
 
 def unread_chunk_size(handler: RequestHandler) -> int:

@@ -64,7 +64,7 @@ class ClientConnection(RequestHandler):
     """One client connection: aiohttp's handler plus deadlines and one verdict on request framing."""
 
     __slots__ = ("_header_timeout", "_header_timer", "_header_due", "_header_due_at", "_armed_at", "_send_timeout",
-                 "_send_timer", "_body", "_carry", "_refused")
+                 "_send_timer", "_body", "_carry", "_refused", "_python_parser")
 
     def __init__(self, manager: web.Server, *, limits: ServerSettings, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -78,6 +78,7 @@ class ClientConnection(RequestHandler):
         self._body: StreamReader | None = None  # the body of the last request parsed, until it is complete
         self._carry = b""  # the last bytes read, for a header section end split between two reads
         self._refused = False  # a request was refused: nothing after it is parsed
+        self._python_parser = private.parses_in_python(self)  # which needs chunk sizes checked; llhttp bounds them
         private.check_request_lines(self, _check_request_line)
 
     def connection_made(self, transport) -> None:
@@ -94,7 +95,7 @@ class ClientConnection(RequestHandler):
         # One header section a feed, up to the first body: inside a body nothing needs
         # splitting (and a large upload is not searched through).
         start = 0
-        while not (self._in_body() or self._refused):
+        while not self._refused and ((body := self._body) is None or body.is_eof()):  # not inside a body
             end = framing.head_end(self._carry, data, start)
             if end == -1:
                 break
@@ -108,11 +109,6 @@ class ClientConnection(RequestHandler):
         if self._header_due and private.request_count(self) > self._armed_at:
             self._header_due = False  # its timer, if still set, finds nothing due and lapses
 
-    def _in_body(self) -> bool:
-        """Whether the parser is inside the body of the last request it parsed."""
-        body = self._body
-        return body is not None and not body.is_eof()
-
     def _feed(self, data: bytes) -> None:
         """Parse `data`, then check what it completed."""
         if self._refused:
@@ -122,7 +118,7 @@ class ClientConnection(RequestHandler):
         super().data_received(data)
         while index < len(queue):
             message, payload = queue[index]
-            if private.is_refusal(message):
+            if isinstance(message, private.REFUSAL):
                 refusal = (message, payload)
             elif (verdict := framing.request_error(message.version, message.method, message.headers)) is not None:
                 error, detail = verdict
@@ -135,7 +131,7 @@ class ClientConnection(RequestHandler):
                 queue.pop()
             self._refuse(refusal)
             return
-        if private.unread_chunk_size(self) > framing.MAX_CHUNK_SIZE:
+        if self._python_parser and private.unread_chunk_size(self) > framing.MAX_CHUNK_SIZE:
             error = TransferEncodingError("chunk size over 64 bits")
             self._refuse(private.refusal(400, error, error.message))
 
@@ -159,15 +155,16 @@ class ClientConnection(RequestHandler):
                 body.feed_eof()
         queue.append(refusal)
 
-    async def finish_response(self, request, resp, start_time):
+    def finish_response(self, request, resp, start_time):
         # Bytes that came behind an upgrade request that was refused are parsed here, through
-        # `_feed`'s checks, before aiohttp would parse them past them.
+        # `_feed`'s checks, before aiohttp would parse them past them. (Aiohttp's own coroutine
+        # is handed back to be awaited: no coroutine of ours a request.)
         tail = private.take_refused_upgrade_tail(self)
         if tail is not None:
             if tail:
                 self.data_received(tail)
             private.resume_reading_if_drained(self)
-        return await super().finish_response(request, resp, start_time)
+        return super().finish_response(request, resp, start_time)
 
     def connection_lost(self, exc: BaseException | None) -> None:
         for timer in (self._header_timer, self._send_timer):

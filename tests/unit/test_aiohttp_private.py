@@ -161,7 +161,7 @@ def test_request_check_hooks_exist() -> None:
     info = getattr(web_protocol, "_ErrInfo", None)
     assert info is not None, f"{VERSION} has no aiohttp.web_protocol._ErrInfo"
     refusal, _ = aiohttp_private.refusal(400, ValueError("x"), "why")
-    assert aiohttp_private.is_refusal(refusal) and (refusal.status, refusal.message) == (400, "why")
+    assert isinstance(refusal, aiohttp_private.REFUSAL) and (refusal.status, refusal.message) == (400, "why")
     assert str(aiohttp_private.refusal_reason(refusal)) == "x"
 
 
@@ -169,7 +169,9 @@ async def test_the_request_check_accessors_work_on_the_python_parser() -> None:
     """The raw request line reaches the check before the parser upper-cases its method, and an
     unbounded chunk size is seen while its chunk is read."""
     handler = web.Server(lambda request: None)()
+    assert not aiohttp_private.parses_in_python(handler)  # llhttp, by default
     handler._parser = http_parser.HttpRequestParserPy(handler, asyncio.get_running_loop(), 2**16)
+    assert aiohttp_private.parses_in_python(handler)
     lines: list[bytes] = []
     aiohttp_private.check_request_lines(handler, lines.append)
     handler._parser.feed_data(b"post /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
