@@ -38,7 +38,6 @@ from typing import Any
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, InvalidURLError, TransferEncodingError
 from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
 
 from ..core import errors, framing
 from ..core.headers import request_id
@@ -60,7 +59,7 @@ def _check_request_line(request_line: bytes) -> None:
         raise InvalidURLError(f"Invalid char in url path: {rest[:60]!r}")
 
 
-class ClientConnection(RequestHandler):
+class ClientConnection(private.DirectStart):
     """One client connection: aiohttp's handler plus deadlines and one verdict on request framing."""
 
     __slots__ = ("_header_timeout", "_header_timer", "_header_due", "_header_due_at", "_armed_at", "_send_timeout",

@@ -12,11 +12,13 @@ the turn and written back to back, they find the readers awake from the first
 
 Only while another request is under way: alone, a request's writes have no
 company to wait for, and holding them would only add a turn to its latency
-(some 20 µs at concurrency 1). Only whole messages come here: a request head with no body to follow, a
-response whose head and body are all in hand. A transport with bytes still
-buffered (its reader is slow) is written at once, so the caller's drain pushes
-back as before. Writes leave in the order they were made, and a transport
-closed before the turn ends gets nothing.
+(some 20 µs at concurrency 1). Only whole messages come here: a request head
+with no body to follow, a response whose head and body are all in hand. A
+transport with bytes still buffered (its reader is slow) is written at once,
+so the caller's drain pushes back as before. Writes leave in the order they
+were made. A transport about to be closed gets what is held for it first
+(`write_held`: the client connection calls it before it closes); one closed
+otherwise (aborted, or gone) gets nothing.
 """
 
 from __future__ import annotations
@@ -57,6 +59,14 @@ def write(loop: asyncio.AbstractEventLoop, transport: asyncio.WriteTransport, da
         held = _held[loop] = {}
         loop.call_soon(_send, loop, held)
     held[transport] = data if before is None else before + data
+
+
+def write_held(loop: asyncio.AbstractEventLoop, transport: asyncio.WriteTransport) -> None:
+    """Write what is held for `transport` now: it is about to be closed, which would drop it."""
+    held = _held.get(loop)
+    data = held.pop(transport, None) if held is not None else None
+    if data is not None and not transport.is_closing():
+        transport.write(data)
 
 
 def _send(loop: asyncio.AbstractEventLoop, held: dict[asyncio.WriteTransport, bytes]) -> None:

@@ -8,6 +8,7 @@ name, instead of the header deadline or the streaming path quietly breaking.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import re
 
@@ -70,6 +71,82 @@ def _instance_attributes(cls: type) -> set[str]:
 ])
 def test_instance_attribute_exists(owner: type, name: str) -> None:
     assert name in _instance_attributes(owner), _missing(owner, name)
+
+
+_START_READS = ("_manager", "_keepalive_timeout", "_request_factory", "_request_handler", "_force_close", "_messages",
+                "_waiter", "_parser", "_buffer_paused", "_msg_queue_resume_size", "_logging_enabled", "_task_handler",
+                "_keepalive", "_lingering_time", "_close", "_next_keepalive_close_time", "_keepalive_handle")
+_START_CALLS = ("_resume_reading_if_drained", "_make_error_handler", "_handle_request", "_process_keepalive",
+                "log_debug", "log_exception", "force_close", "close")
+
+
+# aiohttp's RequestHandler.start, as DirectStart.start was copied from it (aiohttp 3.14.5). A release
+# that changes it fails here: compare the two, carry the change over, then record the new digest.
+_START_SOURCE_SHA256 = "2e565fd40c8e04fb3afb481d5ba52691a61d28396573b4b8a4cf3b168782288e"
+
+
+def test_direct_start_is_a_copy_of_the_installed_aiohttp_s_loop() -> None:
+    digest = hashlib.sha256(inspect.getsource(RequestHandler.start).encode()).hexdigest()
+    assert digest == _START_SOURCE_SHA256, (
+        f"{VERSION} changed RequestHandler.start: carry the change over to aiohttp_private.DirectStart.start")
+
+
+@pytest.mark.parametrize("name", _START_READS)
+def test_what_direct_start_reads_exists(name: str) -> None:
+    """DirectStart.start is aiohttp's RequestHandler.start, copied: each name it reads is still there."""
+    assert name in _instance_attributes(RequestHandler), _missing(RequestHandler, name)
+
+
+def test_what_direct_start_calls_exists() -> None:
+    for name in _START_CALLS:
+        assert callable(getattr(RequestHandler, name, None)), _missing(RequestHandler, name)
+    for name in ("ERROR", "_ErrInfo", "_PAYLOAD_ACCESS_ERROR"):
+        assert hasattr(web_protocol, name), f"{VERSION} has no aiohttp.web_protocol.{name}"
+    assert inspect.iscoroutinefunction(RequestHandler._handle_request), _missing(RequestHandler, "_handle_request")
+
+
+async def test_direct_start_serves_each_request_in_the_connection_s_task() -> None:
+    """Pipelined requests on one connection are answered in order, each in the connection's own task;
+    a client that goes away cancels the request being served."""
+    tasks: list[asyncio.Task] = []
+    cancelled = asyncio.Event()
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        tasks.append(asyncio.current_task())
+        if request.path == "/slow":
+            try:
+                await asyncio.sleep(30)
+            except asyncio.CancelledError:
+                cancelled.set()
+                raise
+        return web.Response(text=request.path)
+
+    class Server(web.Server):
+        def __call__(self) -> RequestHandler:
+            loop, kwargs = aiohttp_private.handler_arguments(self)
+            return aiohttp_private.DirectStart(self, loop=loop, **kwargs)
+
+    runner = web.ServerRunner(Server(handle, handler_cancellation=True))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        (url,) = aiohttp_private.listening_urls(site)
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
+        answers = b""
+        while answers.count(b"HTTP/1.1 200") < 2 or not answers.endswith(b"/b"):
+            answers += await asyncio.wait_for(reader.read(4096), 5)
+        assert answers.index(b"\r\n\r\n/a") < answers.index(b"\r\n\r\n/b")
+        assert len(tasks) == 2 and tasks[0] is tasks[1]
+        writer.write(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+        while len(tasks) < 3:
+            await asyncio.sleep(0.01)
+        writer.close()
+        await asyncio.wait_for(cancelled.wait(), 5)
+    finally:
+        await runner.cleanup()
 
 
 def test_forwarded_response_needs_exist() -> None:

@@ -107,3 +107,19 @@ async def test_a_write_that_fails_at_the_end_of_the_turn_keeps_none_of_the_other
         await asyncio.sleep(0)
     assert received(shut_peer) == b""
     assert received(kept_peer) == b"sent"
+
+
+async def test_what_is_held_for_a_transport_about_to_close_goes_first_and_once(pair) -> None:
+    (closing, closing_peer), (other, other_peer) = await pair(), await pair()
+    loop = asyncio.get_running_loop()
+    with under_way(2):
+        coalesce.write(loop, closing, b"the last answer")
+        coalesce.write(loop, other, b"held")
+        coalesce.write_held(loop, closing)
+        closing.close()
+        assert received(closing_peer) == b"the last answer"
+        assert received(other_peer) is None  # still held for the end of the turn
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+    assert received(closing_peer) == b""
+    assert received(other_peer) == b"held"
