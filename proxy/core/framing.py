@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 from . import errors
 from .headers import connection_tokens
@@ -34,6 +34,7 @@ from .headers import connection_tokens
 MAX_CHUNK_SIZE = 2**64 - 1
 _HEAD_END = b"\r\n\r\n"
 _SERVED = ((1, 0), (1, 1))
+_UPGRADE = istr("Upgrade")  # folded once: a str name is folded and hashed at each lookup
 _PAST_ASCII = re.compile(rb"[\x7f-\xff]")
 
 
@@ -99,7 +100,7 @@ def request_error(version: tuple[int, int], method: str,
     A request of a served version, not CONNECT and without Upgrade (nearly
     every one) is let through at once: none of the checks could refuse it.
     """
-    if version in _SERVED and method != "CONNECT" and "Upgrade" not in headers:
+    if version in _SERVED and method != "CONNECT" and _UPGRADE not in headers:
         return None
     if (error := version_error(version)) is not None:
         return error, "HTTP/%d.%d" % version

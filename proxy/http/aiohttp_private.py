@@ -218,6 +218,11 @@ def requests_pending(handler: RequestHandler) -> bool:
     return bool(handler._messages)
 
 
+def serving(handler: RequestHandler) -> bool:
+    """A request is being served, or parsed and queued to be."""
+    return bool(handler._request_in_progress or handler._messages)
+
+
 def request_count(handler: RequestHandler) -> int:
     return handler._request_count
 

@@ -88,9 +88,10 @@ class ClientConnection(private.DirectStart):
     def data_received(self, data: bytes) -> None:
         if self._refused:
             return  # the connection closes once the refusal is answered
-        # A new request starts when bytes arrive while no request is being served.
-        if not self._header_due and not private.request_in_progress(self) and not private.requests_pending(self):
-            self._arm()
+        # A new request starts when bytes arrive while no request is being served; its
+        # deadline is armed below, unless the read brought the whole head.
+        parsed = private.request_count(self)
+        starts = not self._header_due and not private.serving(self)
         # One header section a feed, up to the first body: inside a body nothing needs
         # splitting (and a large upload is not searched through).
         start = 0
@@ -104,8 +105,14 @@ class ClientConnection(private.DirectStart):
                 break
         if start < len(data) or not data:
             self._feed(data[start:])
-        self._carry = data[-3:] if len(data) >= 3 else (self._carry + data)[-3:]
-        if self._header_due and private.request_count(self) > self._armed_at:
+        if start == len(data) and start:
+            self._carry = b""  # the read ended with a head: no end of one can straddle it and the next
+        else:
+            self._carry = data[-3:] if len(data) >= 3 else (self._carry + data)[-3:]
+        if starts:
+            if private.request_count(self) == parsed and not self._refused:
+                self._arm()
+        elif self._header_due and private.request_count(self) > self._armed_at:
             self._header_due = False  # its timer, if still set, finds nothing due and lapses
 
     def _feed(self, data: bytes) -> None:
