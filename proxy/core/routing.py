@@ -57,7 +57,9 @@ def split_target(raw_target: str) -> tuple[str | None, str]:
 
 def normalize_path(raw_path: str) -> str:
     """Decode percent-escapes and remove dot segments (RFC 3986 §5.2.4)."""
-    path = unquote(raw_path.partition("?")[0], errors="replace")
+    path = raw_path.partition("?")[0]
+    if "%" in path:
+        path = unquote(path, errors="replace")
     if "/." not in path:
         return path
     out: list[str] = []
