@@ -11,7 +11,7 @@ import ssl
 from collections import deque
 
 import httptools
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 from .connection import Connection
 from .errors import Disconnected, HeadersTooLarge, Malformed, ReadTimeout, UpstreamFailure
@@ -21,6 +21,12 @@ _READ_HIGH_WATER = 2**18  # buffered body bytes above which the socket is no lon
 _HEADER_LINES = 100  # the header section may hold this many lines of max_line_size
 _NO_BODY_STATUSES = frozenset({204, 304})
 _NO_HEADERS: CIMultiDictProxy[str] = CIMultiDictProxy(CIMultiDict())  # until the head is in
+# Names most responses carry, spelled as most servers spell them, as istr: multidict folds an
+# istr once, a str at each use. Any other spelling is decoded as it came.
+_KNOWN_NAMES = {name.encode(): istr(name) for name in (
+    "Server", "Date", "Content-Type", "Content-Length", "Connection", "Keep-Alive", "Transfer-Encoding", "ETag",
+    "Last-Modified", "Cache-Control", "Vary", "Location", "Set-Cookie", "Accept-Ranges", "Expires", "X-Request-ID",
+    "content-type", "content-length", "date", "server", "connection", "etag", "vary", "cache-control")}
 
 
 class _Stop(Exception):
@@ -221,8 +227,10 @@ class Response:
 
     def _wake(self) -> None:
         waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._waiter = None  # woken once: the callbacks that follow in the same read need not call again
+            if not waiter.done():
+                waiter.set_result(None)
 
     def check_timeout(self) -> None:
         """Fail if the upstream was silent for `read_timeout` while waited for; else be checked again then."""
@@ -253,7 +261,8 @@ class Response:
     def on_header(self, name: bytes, value: bytes) -> None:
         if len(name) + len(value) + 2 > self._max_line:
             raise HeadersTooLarge(f"a header line over {self._max_line} bytes")
-        self._raw.append((name.decode("utf-8", "surrogateescape"), value.decode("utf-8", "surrogateescape")))
+        self._raw.append((_KNOWN_NAMES.get(name) or name.decode("utf-8", "surrogateescape"),
+                          value.decode("utf-8", "surrogateescape")))
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -281,9 +290,11 @@ class Response:
             if transport is not None:
                 self._paused = True
                 transport.pause_reading()
-        self._wake()
+        if self._waiter is not None:
+            self._wake()
 
     def on_message_complete(self) -> None:
         if self._head_done:
             self._complete = True
-            self._wake()
+            if self._waiter is not None:
+                self._wake()
