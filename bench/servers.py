@@ -217,9 +217,11 @@ def start_nginx_proxy(group: Group, nginx: str, port: int, upstream: Server, wor
 
 def start_errorproxy(group: Group, python: str, port: int, upstream: Server, workers: int,
                      loop: str = "uvloop", tls: Certificate | None = None, *,
-                     launch: tuple[str, ...] = ("-m", "proxy"), env: dict[str, str] | None = None) -> Server:
+                     launch: tuple[str, ...] = ("-m", "proxy"), env: dict[str, str] | None = None,
+                     root: Path = ROOT) -> Server:
     """`errorproxy run` with the bench's config; `launch` is what starts it after `python` (a hook
-    of bench/gc_cost.py's, say, handed the `run` arguments), `env` added to its environment."""
+    of bench/gc_cost.py's, say, handed the `run` arguments), `env` added to its environment, `root`
+    the checkout whose code runs (its directory is the process's, so `-m proxy` finds it first)."""
     config = group.dir / f"errorproxy-{port}.yaml"
     lines = "" if tls is None else f"tls: {{cert: {tls.cert}, key: {tls.key}}}\n"
     config.write_text(_ERRORPROXY_CONFIG.format(port=port, upstream_port=upstream.port, upload_limit="200MiB",
@@ -229,7 +231,7 @@ def start_errorproxy(group: Group, python: str, port: int, upstream: Server, wor
         argv += ["--workers", str(workers)]
     environment = {key: value for key, value in os.environ.items() if not key.startswith("ERRORPROXY_")}
     environment.update(PYTHONUNBUFFERED="1", ERRORPROXY_LOG_LEVEL="WARNING", ERRORPROXY_LOOP=loop, **(env or {}))
-    process = group.start(f"errorproxy-{workers}w-{port}", argv, env=environment, cwd=ROOT)
+    process = group.start(f"errorproxy-{workers}w-{port}", argv, env=environment, cwd=root)
     server = Server("errorproxy", port, process, workers, tls=tls is not None)
     wait_http(process, f"{server.url}/ok")
     return server

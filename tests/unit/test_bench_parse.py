@@ -224,3 +224,12 @@ def test_to_bytes(value, unit, size):
 def test_not_a_finished_run(text, message):
     with pytest.raises(WrkParseError, match=message):
         parse(text)
+
+
+def test_the_instruction_count_is_read_from_callgrind_s_summary() -> None:
+    from bench.instructions import instructions
+    from bench.procs import BenchError
+
+    assert instructions("# callgrind format\nevents: Ir\nsummary: 311644000\ntotals: 311644000\n") == 311644000
+    with pytest.raises(BenchError, match="no summary"):
+        instructions("events: Ir\n")
