@@ -95,7 +95,9 @@ class Proxy:
             finish_exchange(exchange, request, response)
             metrics.observe(exchange)
             self.access_log.write(exchange)
-        if isinstance(response, ProblemResponse):  # every error rendered for this request, whatever raised it
+        # Every error rendered for this request, whatever raised it. (`type() is`: a response is a
+        # MutableMapping, whose isinstance goes through ABCMeta; ProblemResponse has no subclasses.)
+        if type(response) is ProblemResponse:
             cors.add_headers(response, route.cors if route is not None else self.settings.cors, request)
             try:
                 return await write_rendered(request, response)  # head and body in one write
@@ -208,7 +210,7 @@ def finish_exchange(exchange: Exchange, request: web.BaseRequest, response: web.
     bytes_in = request.content.total_bytes
     if response is None:
         exchange.finish(exchange.status, None, bytes_in)
-    elif isinstance(response, ProblemResponse):
+    elif type(response) is ProblemResponse:  # see Proxy.handle
         body = response.body
         sent = len(body) if isinstance(body, bytes) and request.method != "HEAD" else 0
         exchange.finish(response.status, response.format, bytes_in, sent)

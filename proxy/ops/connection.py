@@ -90,8 +90,8 @@ class ClientConnection(private.DirectStart):
             return  # the connection closes once the refusal is answered
         # A new request starts when bytes arrive while no request is being served; its
         # deadline is armed below, unless the read brought the whole head.
-        parsed = private.request_count(self)
         starts = not self._header_due and not private.serving(self)
+        parsed = 0  # requests this read completed
         # One header section a feed, up to the first body: inside a body nothing needs
         # splitting (and a large upload is not searched through).
         start = 0
@@ -99,29 +99,30 @@ class ClientConnection(private.DirectStart):
             end = framing.head_end(self._carry, data, start)
             if end == -1:
                 break
-            self._feed(data if start == 0 and end == len(data) else data[start:end])  # one whole head: no copy
+            parsed += self._feed(data if start == 0 and end == len(data) else data[start:end])  # one head: no copy
             start = end
             if end == len(data):
                 break
         if start < len(data) or not data:
-            self._feed(data[start:])
+            parsed += self._feed(data[start:])
         if start == len(data) and start:
             self._carry = b""  # the read ended with a head: no end of one can straddle it and the next
         else:
             self._carry = data[-3:] if len(data) >= 3 else (self._carry + data)[-3:]
         if starts:
-            if private.request_count(self) == parsed and not self._refused:
+            if not parsed and not self._refused:
                 self._arm()
-        elif self._header_due and private.request_count(self) > self._armed_at:
+        elif parsed and self._header_due:
             self._header_due = False  # its timer, if still set, finds nothing due and lapses
 
-    def _feed(self, data: bytes) -> None:
-        """Parse `data`, then check what it completed."""
+    def _feed(self, data: bytes) -> int:
+        """Parse `data`, then check what it completed; how many requests it did (refused ones too)."""
         if self._refused:
-            return
+            return 0
         queue = private.request_queue(self)
         index = len(queue)
         super().data_received(data)
+        parsed = len(queue) - index
         while index < len(queue):
             message, payload = queue[index]
             if isinstance(message, private.REFUSAL):
@@ -136,10 +137,11 @@ class ClientConnection(private.DirectStart):
             while len(queue) > index:  # the refused request, and whatever was parsed after it
                 queue.pop()
             self._refuse(refusal)
-            return
+            return parsed
         if self._python_parser and private.unread_chunk_size(self) > framing.MAX_CHUNK_SIZE:
             error = TransferEncodingError("chunk size over 64 bits")
             self._refuse(private.refusal(400, error, error.message))
+        return parsed
 
     def _refuse(self, refusal: private.QueuedRequest) -> None:
         """Answer `refusal` in place of the request whose body it broke (if not handed on yet), or after it."""
