@@ -145,3 +145,33 @@ async def test_responses_sent_in_one_turn_of_the_loop_each_reach_their_client_wh
         assert status.startswith(b"HTTP/1.1 50") and b"Traceback" not in body
         assert json.loads(body)["status"] == int(status.split(b" ")[1])
     assert len(heads) == 30
+
+
+async def test_a_pipelined_request_answered_at_once_comes_after_the_held_answer_before_it(raw_server, start_proxy):
+    """A response held for the end of the loop's turn (another request is under way) is followed, on
+    the same connection, by the answer to a pipelined request the proxy refuses as it parses it: the
+    refusal is written by aiohttp in that same turn, and must still come second."""
+    heads: list[bytes] = []
+    both = asyncio.Event()
+
+    async def upstream(reader, writer):
+        while True:
+            head = await read_request_head(reader)
+            heads.append(head)
+            if len(heads) >= 2:
+                both.set()
+            await both.wait()
+            if head.startswith(b"GET /other "):
+                await asyncio.sleep(0.3)  # under way while /first is answered: the proxy holds that answer
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
+            await writer.drain()
+
+    server = await raw_server(upstream)
+    proxy = await start_proxy(config_yaml(server.url))
+    other = asyncio.ensure_future(raw_exchange(proxy.port, b"GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
+    reply = await raw_exchange(proxy.port, b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+                                           b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+    assert (await other).endswith(b"\r\n\r\nfirst")
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply[:200]
+    first, _, rest = reply.partition(b"\r\n\r\nfirst")
+    assert rest.startswith(b"HTTP/1.0 405 "), rest[:60]  # then the refusal of CONNECT
