@@ -85,6 +85,7 @@ class Holder:
         finally:
             coalesce.request_ended()
             del running[task]
+            task = None  # the connection's own task: a traceback through this frame must not hold it (a cycle)
             if not running and self._idle is not None and not self._idle.done():
                 self._idle.set_result(None)
             if proxy is not self.current and proxy in self._open and proxy not in running.values():
