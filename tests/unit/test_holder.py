@@ -6,7 +6,6 @@ import asyncio
 import gc
 import weakref
 
-
 from proxy.ops.reload import Holder
 
 
