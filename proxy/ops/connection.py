@@ -44,6 +44,7 @@ from ..core.headers import request_id
 from ..core.problem import Problem
 from ..core.settings import ServerSettings
 from ..http import aiohttp_private as private
+from ..http.aiohttp_loop import DirectStart
 from ..http.render import render
 from .tuning import count_connection
 
@@ -59,7 +60,7 @@ def _check_request_line(request_line: bytes) -> None:
         raise InvalidURLError(f"Invalid char in url path: {rest[:60]!r}")
 
 
-class ClientConnection(private.DirectStart):
+class ClientConnection(DirectStart):
     """One client connection: aiohttp's handler plus deadlines and one verdict on request framing."""
 
     __slots__ = ("_header_timeout", "_header_timer", "_header_due", "_header_due_at", "_armed_at", "_send_timeout",

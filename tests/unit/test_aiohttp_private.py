@@ -1,4 +1,4 @@
-"""The canary for aiohttp's private names (proxy/http/aiohttp_private.py, aiohttp_responses.py).
+"""The canary for aiohttp's private names (proxy/http/aiohttp_private.py, aiohttp_responses.py, aiohttp_loop.py).
 
 Each name errorproxy reaches into is checked against the installed aiohttp.
 When a release renames one, this fails first, naming the version and the
@@ -8,6 +8,7 @@ name, instead of the header deadline or the streaming path quietly breaking.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import inspect
 import re
@@ -17,7 +18,7 @@ import pytest
 from aiohttp import ClientWebSocketResponse, http_parser, web, web_protocol
 from aiohttp.web_protocol import RequestHandler
 
-from proxy.http import aiohttp_private, aiohttp_responses
+from proxy.http import aiohttp_loop, aiohttp_private, aiohttp_responses
 
 VERSION = f"aiohttp {aiohttp.__version__}"
 
@@ -73,6 +74,21 @@ def test_instance_attribute_exists(owner: type, name: str) -> None:
     assert name in _instance_attributes(owner), _missing(owner, name)
 
 
+@contextlib.asynccontextmanager
+async def _connected(server: web.Server):
+    """`server` listening on 127.0.0.1 (found through `listening_urls`), and a connection to it."""
+    runner = web.ServerRunner(server)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        (url,) = aiohttp_private.listening_urls(site)
+        host, port = url.removeprefix("http://").rsplit(":", 1)
+        yield await asyncio.open_connection(host, int(port))
+    finally:
+        await runner.cleanup()
+
+
 _START_READS = ("_manager", "_keepalive_timeout", "_request_factory", "_request_handler", "_force_close", "_messages",
                 "_waiter", "_parser", "_buffer_paused", "_msg_queue_resume_size", "_logging_enabled", "_task_handler",
                 "_keepalive", "_lingering_time", "_close", "_next_keepalive_close_time", "_keepalive_handle")
@@ -88,7 +104,7 @@ _START_SOURCE_SHA256 = "2e565fd40c8e04fb3afb481d5ba52691a61d28396573b4b8a4cf3b16
 def test_direct_start_is_a_copy_of_the_installed_aiohttp_s_loop() -> None:
     digest = hashlib.sha256(inspect.getsource(RequestHandler.start).encode()).hexdigest()
     assert digest == _START_SOURCE_SHA256, (
-        f"{VERSION} changed RequestHandler.start: carry the change over to aiohttp_private.DirectStart.start")
+        f"{VERSION} changed RequestHandler.start: carry the change over to aiohttp_loop.DirectStart.start")
 
 
 @pytest.mark.parametrize("name", _START_READS)
@@ -124,16 +140,9 @@ async def test_direct_start_serves_each_request_in_the_connection_s_task() -> No
     class Server(web.Server):
         def __call__(self) -> RequestHandler:
             loop, kwargs = aiohttp_private.handler_arguments(self)
-            return aiohttp_private.DirectStart(self, loop=loop, **kwargs)
+            return aiohttp_loop.DirectStart(self, loop=loop, **kwargs)
 
-    runner = web.ServerRunner(Server(handle, handler_cancellation=True))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        (url,) = aiohttp_private.listening_urls(site)
-        host, port = url.removeprefix("http://").rsplit(":", 1)
-        reader, writer = await asyncio.open_connection(host, int(port))
+    async with _connected(Server(handle, handler_cancellation=True)) as (reader, writer):
         writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
         answers = b""
         while answers.count(b"HTTP/1.1 200") < 2 or not answers.endswith(b"/b"):
@@ -145,8 +154,6 @@ async def test_direct_start_serves_each_request_in_the_connection_s_task() -> No
             await asyncio.sleep(0.01)
         writer.close()
         await asyncio.wait_for(cancelled.wait(), 5)
-    finally:
-        await runner.cleanup()
 
 
 def test_forwarded_response_needs_exist() -> None:
@@ -174,19 +181,10 @@ async def test_a_whole_response_is_written_once_and_left_alone_by_aiohttp() -> N
     async def whole(request: web.BaseRequest) -> web.StreamResponse:
         return await aiohttp_responses.write_whole(request, 201, "Made", [("X-A", "1")], b"body", date=False)
 
-    runner = web.ServerRunner(web.Server(whole))
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        (url,) = aiohttp_private.listening_urls(site)
-        host, port = url.removeprefix("http://").rsplit(":", 1)
-        reader, writer = await asyncio.open_connection(host, int(port))
+    async with _connected(web.Server(whole)) as (reader, writer):
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\nHEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         answer = await asyncio.wait_for(reader.read(), 5)
         writer.close()
-    finally:
-        await runner.cleanup()
     first, second = answer.split(b"HTTP/1.1 201 Made\r\n")[1:]
     assert first == b"X-A: 1\r\nContent-Length: 4\r\n\r\nbody"
     assert second == b"X-A: 1\r\nConnection: close\r\n\r\n"  # HEAD: no body, no length invented
@@ -214,7 +212,7 @@ async def test_the_accessors_work_on_a_live_server() -> None:
     handler = server()
     assert aiohttp_private.request_count(handler) == 0
     assert not aiohttp_private.request_in_progress(handler)
-    assert not aiohttp_private.requests_pending(handler)
+    assert not aiohttp_private.serving(handler)
     assert aiohttp_private.handler_loop(handler) is loop
     runner = web.ServerRunner(server)
     await runner.setup()

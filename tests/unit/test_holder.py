@@ -17,7 +17,7 @@ class _Slow:
 
 
 async def test_a_cancelled_request_leaves_its_connection_s_task_to_reference_counting() -> None:
-    """A request runs in its connection's task (aiohttp_private.DirectStart), which nothing awaits.
+    """A request runs in its connection's task (aiohttp_loop.DirectStart), which nothing awaits.
     Cancelled (the client went away), that task keeps its CancelledError, whose traceback keeps
     Holder.handle's frame. Were the task still one of that frame's locals, the two would form a cycle
     only the collector frees, with the request's buffers in it: 200 vanishing clients left 4-6 MiB
