@@ -60,7 +60,7 @@ TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token: a
 VIA = "errorproxy"
 # Names this module looks up or adds on every request, as istr: multidict keeps an istr's folded
 # form, where a str is folded and hashed again at each use.
-_HOST, _VIA, _CONNECTION, _X_FORWARDED_FOR, _X_FORWARDED_PROTO, _X_FORWARDED_HOST, _X_REAL_IP, _X_REQUEST_ID = map(
+_HOST, _VIA, _CONNECTION, _X_FORWARDED_FOR, _X_FORWARDED_PROTO, _X_FORWARDED_HOST, _X_REAL_IP, X_REQUEST_ID = map(
     istr, ("Host", "Via", "Connection", "X-Forwarded-For", "X-Forwarded-Proto", "X-Forwarded-Host", "X-Real-IP",
            "X-Request-ID"))
 _VERSION_NAMES = {(1, 1): "1.1", (1, 0): "1.0"}
@@ -216,7 +216,7 @@ def upstream_request_headers(
         if client_host:
             out.append((_X_FORWARDED_HOST, client_host))
     out.append(_via(via, version))
-    out.append((_X_REQUEST_ID, request_id))
+    out.append((X_REQUEST_ID, request_id))
     return CIMultiDict(out)
 
 

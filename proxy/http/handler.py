@@ -39,7 +39,7 @@ from .render import ProblemResponse, Shape, render
 
 log = logging.getLogger("errorproxy")
 
-_X_REQUEST_ID, _TRACEPARENT = istr("X-Request-ID"), istr("traceparent")  # folded once, not at each lookup
+_TRACEPARENT = istr("traceparent")  # folded once, not at each lookup
 
 
 class Proxy:
@@ -63,7 +63,7 @@ class Proxy:
         await self.upstreams.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        request_id = headers.request_id(request.headers.get(_X_REQUEST_ID))
+        request_id = headers.request_id(request.headers.get(headers.X_REQUEST_ID))
         try:
             # An absolute-form target's authority is the host asked for (RFC 9112 §3.2.2), not Host.
             authority, target = split_target(request.raw_path)

@@ -134,8 +134,7 @@ def method_label(method: str) -> str:
 def observe(exchange: Exchange) -> None:
     """Count one finished request."""
     route = exchange.route or NO_ROUTE
-    method = exchange.method
-    key = (route, method if method in METHODS else "OTHER", exchange.status)
+    key = (route, method_label(exchange.method), exchange.status)
     counts = _counts
     counts[key] = counts.get(key, 0) + 1
     seconds = exchange.upstream_seconds
