@@ -87,32 +87,39 @@ async def test_gzip_body_passes_both_ways_untouched(aiohttp_server, start_proxy)
     assert received == {"encoding": "gzip", "body": payload}
 
 
-async def test_responses_sent_in_one_turn_of_the_loop_each_reach_their_client_whole(raw_server, start_proxy):
-    """With requests under way together, the proxy holds their small writes to the end of the
-    loop's turn (upstream.coalesce): each response still arrives whole, in its order, before any
-    close its framing calls for, whether it is passed through or rendered as a problem."""
-    together = 24
-    heads: list[bytes] = []
+def _answering_together(count: int, heads: list[bytes], answer):
+    """An upstream that holds each request until `count` have come (each head added to `heads`),
+    then writes `await answer(head)` for each, as for any later one."""
     everyone = asyncio.Event()
 
     async def upstream(reader, writer):
         while True:
             head = await read_request_head(reader)
             heads.append(head)
-            if len(heads) >= together:
+            if len(heads) >= count:
                 everyone.set()
-            await everyone.wait()  # the first `together` requests are answered all at once
-            path = head.split(b" ")[1]
-            if path.startswith(b"/fail/"):
-                body = b"Traceback (most recent call last):\n  File \"app.py\", line 1\n"
-                writer.write(b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-            else:
-                body = b"answer to " + path
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            await everyone.wait()
+            writer.write(await answer(head))
             await writer.drain()
 
-    server = await raw_server(upstream)
+    return upstream
+
+
+async def test_responses_sent_in_one_turn_of_the_loop_each_reach_their_client_whole(raw_server, start_proxy):
+    """With requests under way together, the proxy holds their small writes to the end of the
+    loop's turn (upstream.coalesce): each response still arrives whole, in its order, before any
+    close its framing calls for, whether it is passed through or rendered as a problem."""
+    async def answer(head: bytes) -> bytes:
+        path = head.split(b" ")[1]
+        if path.startswith(b"/fail/"):
+            body = b"Traceback (most recent call last):\n  File \"app.py\", line 1\n"
+            return (b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+        body = b"answer to " + path
+        return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+    heads: list[bytes] = []
+    server = await raw_server(_answering_together(24, heads, answer))  # the first 24 answered all at once
     proxy = await start_proxy(config_yaml(server.url))
 
     def get(path: str, version: str = "1.1", close: bool = True) -> bytes:
@@ -151,22 +158,12 @@ async def test_a_pipelined_request_answered_at_once_comes_after_the_held_answer_
     """A response held for the end of the loop's turn (another request is under way) is followed, on
     the same connection, by the answer to a pipelined request the proxy refuses as it parses it: the
     refusal is written by aiohttp in that same turn, and must still come second."""
-    heads: list[bytes] = []
-    both = asyncio.Event()
+    async def answer(head: bytes) -> bytes:
+        if head.startswith(b"GET /other "):
+            await asyncio.sleep(0.3)  # under way while /first is answered: the proxy holds that answer
+        return b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"
 
-    async def upstream(reader, writer):
-        while True:
-            head = await read_request_head(reader)
-            heads.append(head)
-            if len(heads) >= 2:
-                both.set()
-            await both.wait()
-            if head.startswith(b"GET /other "):
-                await asyncio.sleep(0.3)  # under way while /first is answered: the proxy holds that answer
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst")
-            await writer.drain()
-
-    server = await raw_server(upstream)
+    server = await raw_server(_answering_together(2, [], answer))
     proxy = await start_proxy(config_yaml(server.url))
     other = asyncio.ensure_future(raw_exchange(proxy.port, b"GET /other HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"))
     reply = await raw_exchange(proxy.port, b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
