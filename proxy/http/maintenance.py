@@ -180,9 +180,6 @@ def route_window(switches: Switches, route: Route) -> Window | None:
 
 def check(switches: Switches, route: Route, request: web.BaseRequest, trusted: tuple[IPNetwork, ...]) -> None:
     """Raise `errors.Maintenance` when `route` is in maintenance and the client is not let through."""
-    settings = route.maintenance
-    if not (settings.enabled or settings.file is not None or switches.current()):
-        return  # as `route_window` would find: nothing could be on (a look without a call, for every request)
     current = route_window(switches, route)
     if current is None:
         return
