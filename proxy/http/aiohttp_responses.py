@@ -23,7 +23,8 @@ their canary too (see `aiohttp_private`).
       helpers.should_remove_content_length,
       helpers.must_be_empty_body
     StreamResponse._eof_sent, _keep_alive,    write_whole, write_rendered: a response written past
-      _body_length                              aiohttp's machinery, which then finds it complete
+      _body_length, _state, _status, _reason    aiohttp's machinery, which then finds it complete
+    BaseRequest._payload_writer, _protocol    write_whole: the request's writer and connection
     StreamResponse._write_headers, _status,   NoInventedHeaders: the head serialized by head_bytes
       _reason; StreamWriter._headers_buf,       (field bytes as they came, obs-text too), buffered
       _headers_written, _on_headers_sent        where aiohttp's writer keeps it
@@ -145,7 +146,12 @@ class WrittenResponse(web.StreamResponse):
     format = "passthrough"
 
     def __init__(self, status: int, reason: str, keep_alive: bool, length: int) -> None:
-        super().__init__(status=status, reason=reason, _real_headers=CIMultiDict())
+        # StreamResponse.__init__'s own attributes, set here: its status and reason checks were
+        # made by the head already written (`head_bytes`).
+        self._state = {}
+        self._headers = CIMultiDict()
+        self._status = status
+        self._reason = reason
         self._keep_alive = keep_alive
         self._eof_sent = True
         self._body_length = length
@@ -179,13 +185,14 @@ async def write_whole(request: web.BaseRequest, status: int, reason: str, fields
     if (connection := _connection(keep_alive, version)) is not None:
         fields.append((hdrs.CONNECTION, connection))
     head = head_bytes(f"HTTP/{version.major}.{version.minor} {status} {reason}", fields)
-    writer = request.writer
-    transport = request.transport
+    writer = request._payload_writer  # request.writer, .protocol, .transport: a Python call each
+    protocol = request._protocol
+    transport = protocol.transport if protocol is not None else None
     if transport is None or transport.is_closing():
         raise ClientConnectionResetError("Cannot write to closing transport")
     data = head + body if body else head
     writer.output_size += len(data)
-    coalesce.write(handler_loop(request.protocol), transport, data)  # with the turn's other writes
+    coalesce.write(handler_loop(protocol), transport, data)  # with the turn's other writes
     if transport.get_write_buffer_size():
         await writer.drain()  # the client reads slowly: wait, as aiohttp's writer does
     return WrittenResponse(status, reason, keep_alive, len(body))

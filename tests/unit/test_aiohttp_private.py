@@ -69,6 +69,13 @@ def _instance_attributes(cls: type) -> set[str]:
     pytest.param(web.StreamResponse, "_chunked", id="StreamResponse._chunked"),
     pytest.param(web.StreamResponse, "_body_length", id="StreamResponse._body_length"),
     pytest.param(ClientWebSocketResponse, "_response", id="ClientWebSocketResponse._response"),
+    pytest.param(RequestHandler, "_request_factory", id="RequestHandler._request_factory"),
+    pytest.param(web.BaseRequest, "_cache", id="BaseRequest._cache"),
+    pytest.param(web.BaseRequest, "_message", id="BaseRequest._message"),
+    pytest.param(web.BaseRequest, "_payload", id="BaseRequest._payload"),
+    pytest.param(web.BaseRequest, "_payload_writer", id="BaseRequest._payload_writer"),
+    pytest.param(web.BaseRequest, "_protocol", id="BaseRequest._protocol"),
+    pytest.param(web.StreamResponse, "_state", id="StreamResponse._state"),
 ])
 def test_instance_attribute_exists(owner: type, name: str) -> None:
     assert name in _instance_attributes(owner), _missing(owner, name)
@@ -101,10 +108,20 @@ _START_CALLS = ("_resume_reading_if_drained", "_make_error_handler", "_handle_re
 _START_SOURCE_SHA256 = "2e565fd40c8e04fb3afb481d5ba52691a61d28396573b4b8a4cf3b168782288e"
 
 
-def test_direct_start_is_a_copy_of_the_installed_aiohttp_s_loop() -> None:
-    digest = hashlib.sha256(inspect.getsource(RequestHandler.start).encode()).hexdigest()
-    assert digest == _START_SOURCE_SHA256, (
-        f"{VERSION} changed RequestHandler.start: carry the change over to aiohttp_loop.DirectStart.start")
+# Likewise DirectStart._handle_request, copied from aiohttp's, and the finish_response it skips for a
+# response written to its end: a change to either may change what that skip must still do.
+_HANDLE_REQUEST_SOURCE_SHA256 = "a88a34ee65a2714c6b392d23963ba9a80e7d50d4889905cd949a94d479102d8f"
+_FINISH_RESPONSE_SOURCE_SHA256 = "b7eb53db8f4b30ca8e8c2015c72317eed4b58012a12ec6b903601ff86f0d88b0"
+
+
+@pytest.mark.parametrize(("method", "digest"), [
+    pytest.param(RequestHandler.start, _START_SOURCE_SHA256, id="start"),
+    pytest.param(RequestHandler._handle_request, _HANDLE_REQUEST_SOURCE_SHA256, id="_handle_request"),
+    pytest.param(RequestHandler.finish_response, _FINISH_RESPONSE_SOURCE_SHA256, id="finish_response"),
+])
+def test_direct_start_is_a_copy_of_the_installed_aiohttp_s_loop(method, digest: str) -> None:
+    assert hashlib.sha256(inspect.getsource(method).encode()).hexdigest() == digest, (
+        f"{VERSION} changed RequestHandler.{method.__name__}: carry the change over to aiohttp_loop.DirectStart")
 
 
 @pytest.mark.parametrize("name", _START_READS)
@@ -154,6 +171,74 @@ async def test_direct_start_serves_each_request_in_the_connection_s_task() -> No
             await asyncio.sleep(0.01)
         writer.close()
         await asyncio.wait_for(cancelled.wait(), 5)
+
+
+async def test_a_written_response_skips_finish_response_and_is_still_finished() -> None:
+    """A response written to its end is not handed to finish_response; one that is not, is (and is
+    prepared and sent by it); both are logged as aiohttp logs a response."""
+    finished: list[str] = []
+    logged: list[int] = []
+
+    class Connection(aiohttp_loop.DirectStart):
+        async def finish_response(self, request, resp, start_time):
+            finished.append(request.path)
+            return await super().finish_response(request, resp, start_time)
+
+        def log_access(self, request, response, time) -> None:
+            logged.append(response.status)
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        if request.path == "/written":
+            return await aiohttp_responses.write_whole(request, 200, "OK", [], b"w")
+        return web.Response(status=201, text="r")
+
+    class Server(web.Server):
+        def __call__(self) -> RequestHandler:
+            loop, kwargs = aiohttp_private.handler_arguments(self)
+            return Connection(self, loop=loop, **kwargs)
+
+    async with _connected(Server(handle)) as (reader, writer):
+        writer.write(b"GET /written HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /prepared HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        writer.close()
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == 1 and answer.count(b"HTTP/1.1 201 Created\r\n") == 1
+    assert answer.endswith(b"\r\n\r\nr")
+    assert finished == ["/prepared"]
+    assert logged == [200, 201]
+
+
+_REQUESTS = {
+    "plain": b"GET /a?b=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+    "body": b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi",
+    "chunked": b"PUT /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n",
+    "http/1.0": b"GET /old HTTP/1.0\r\n\r\n",
+    "close": b"GET /c HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    "absolute": b"GET http://y.example/abs HTTP/1.1\r\nHost: x\r\n\r\n",
+}
+
+
+@pytest.mark.parametrize("raw", list(_REQUESTS.values()), ids=list(_REQUESTS))
+async def test_answers_ahead_are_aiohttp_s_own(raw: bytes) -> None:
+    """What `answer_ahead` fills in is what aiohttp's own reified functions (`.wrapped`) compute."""
+    seen: list[tuple[dict, dict]] = []
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        own = {name: vars(web.BaseRequest)[name].wrapped(request)
+               for name in ("method", "version", "headers", "raw_path", "keep_alive", "content", "body_exists",
+                            *aiohttp_private.PER_CONNECTION)}
+        aiohttp_private.answer_ahead(request, aiohttp_private.connection_answers(request))
+        seen.append((own, {name: getattr(request, name) for name in own}))
+        await request.read()
+        return web.Response(text="ok")
+
+    async with _connected(web.Server(handle)) as (reader, writer):
+        writer.write(raw)
+        await asyncio.wait_for(reader.readuntil(b"ok"), 5)
+        writer.close()
+    ((own, answered),) = seen
+    for name, value in own.items():
+        assert answered[name] is value or answered[name] == value, name
 
 
 def test_forwarded_response_needs_exist() -> None:
