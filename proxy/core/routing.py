@@ -140,7 +140,9 @@ def upstream_target(raw_target: str, path: str, prefix: str | None) -> str:
     >>> upstream_target("/%61pi/users?id=1", "/api/users", "/api")
     '/users?id=1'
     """
-    if not prefix or raw_target.startswith(prefix) or not path.startswith(prefix):
+    if not prefix:
+        return raw_target
+    if raw_target.startswith(prefix) or not path.startswith(prefix):
         return strip_prefix(raw_target, prefix)
     _, mark, query = raw_target.partition("?")
     return strip_prefix(quote(path, safe="/:@!$&'()*+,;=~"), prefix) + mark + query

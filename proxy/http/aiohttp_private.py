@@ -47,14 +47,6 @@ from aiohttp.web_protocol import RequestHandler
 from ..core.settings import Address
 
 
-def request_factory(handler: RequestHandler) -> Callable[..., web.BaseRequest]:
-    return handler._request_factory
-
-
-def set_request_factory(handler: RequestHandler, factory: Callable[..., web.BaseRequest]) -> None:
-    handler._request_factory = factory
-
-
 def request_in_progress(handler: RequestHandler) -> bool:
     return bool(handler._request_in_progress)
 
@@ -194,3 +186,19 @@ def answer_ahead(request: web.BaseRequest, per_connection: dict[str, Any]) -> No
     request._cache.update(per_connection, method=message.method, version=message.version, headers=message.headers,
                           raw_path=message.path, keep_alive=not message.should_close, content=payload,
                           body_exists=type(payload) is not EmptyStreamReader)
+
+
+def answer_ahead_of_each_request(handler: RequestHandler) -> None:
+    """Have `handler` make its requests as aiohttp's server does (`web.Server._make_request`), each
+    answered ahead (`answer_ahead`), what holds for the connection taken from its first request."""
+    make_request = handler._request_factory
+    answers: dict[str, Any] = {}
+
+    def answered(message, payload, protocol, writer, task) -> web.BaseRequest:
+        request = make_request(message, payload, protocol, writer, task)
+        if not answers:
+            answers.update(connection_answers(request))
+        answer_ahead(request, answers)
+        return request
+
+    handler._request_factory = answered

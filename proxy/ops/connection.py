@@ -64,7 +64,7 @@ class ClientConnection(DirectStart):
     """One client connection: aiohttp's handler plus deadlines and one verdict on request framing."""
 
     __slots__ = ("_header_timeout", "_header_timer", "_header_due", "_header_due_at", "_armed_at", "_send_timeout",
-                 "_send_timer", "_body", "_carry", "_refused", "_python_parser", "_new_request", "_answers")
+                 "_send_timer", "_body", "_carry", "_refused", "_python_parser")
 
     def __init__(self, manager: web.Server, *, limits: ServerSettings, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -80,18 +80,7 @@ class ClientConnection(DirectStart):
         self._refused = False  # a request was refused: nothing after it is parsed
         self._python_parser = private.parses_in_python(self)  # which needs chunk sizes checked; llhttp bounds them
         private.check_request_lines(self, _check_request_line)
-        self._new_request = private.request_factory(self)  # aiohttp's: `_make_request` fills its requests in
-        private.set_request_factory(self, self._make_request)
-        self._answers: dict[str, Any] | None = None  # the requests' answers that hold for the connection
-
-    def _make_request(self, message, payload, protocol, writer, task) -> web.BaseRequest:
-        """aiohttp's request, with what every request is asked answered ahead (`answer_ahead`)."""
-        request = self._new_request(message, payload, protocol, writer, task)
-        answers = self._answers
-        if answers is None:
-            answers = self._answers = private.connection_answers(request)
-        private.answer_ahead(request, answers)
-        return request
+        private.answer_ahead_of_each_request(self)
 
     def connection_made(self, transport) -> None:
         super().connection_made(transport)
