@@ -96,8 +96,12 @@ QueuedRequest = tuple[Any, StreamReader]  # a parsed request (RawRequestMessage)
 
 
 def request_queue(handler: RequestHandler) -> deque[QueuedRequest]:
-    """Requests parsed and not yet handed to the handler, oldest first; the connection may edit it."""
+    """Requests parsed and not yet handed to the handler, oldest first; the connection may edit it.
+    (One deque for the handler's life.)"""
     return handler._messages
+
+
+NO_BODY = EMPTY_PAYLOAD  # the body of every request that has none: one object, complete from the start
 
 
 # What a queued request is when the parser refused it (answered by `handle_error`): `isinstance(message, REFUSAL)`.

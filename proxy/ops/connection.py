@@ -64,7 +64,7 @@ class ClientConnection(DirectStart):
     """One client connection: aiohttp's handler plus deadlines and one verdict on request framing."""
 
     __slots__ = ("_header_timeout", "_header_timer", "_header_due", "_header_due_at", "_armed_at", "_send_timeout",
-                 "_send_timer", "_body", "_carry", "_refused", "_python_parser")
+                 "_send_timer", "_queue", "_body", "_carry", "_refused", "_python_parser")
 
     def __init__(self, manager: web.Server, *, limits: ServerSettings, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -75,6 +75,7 @@ class ClientConnection(DirectStart):
         self._armed_at = 0
         self._send_timeout = limits.send_timeout
         self._send_timer: asyncio.TimerHandle | None = None
+        self._queue = private.request_queue(self)  # aiohttp's, the same for the connection's life
         self._body: StreamReader | None = None  # the body of the last request parsed, until it is complete
         self._carry = b""  # the last bytes read, for a header section end split between two reads
         self._refused = False  # a request was refused: nothing after it is parsed
@@ -121,7 +122,7 @@ class ClientConnection(DirectStart):
         """Parse `data`, then check what it completed; how many requests it did (refused ones too)."""
         if self._refused:
             return 0
-        queue = private.request_queue(self)
+        queue = self._queue
         index = len(queue)
         super().data_received(data)
         parsed = len(queue) - index
@@ -133,7 +134,7 @@ class ClientConnection(DirectStart):
                 error, detail = verdict
                 refusal = private.refusal(error.status, error, detail)
             else:
-                self._body = payload
+                self._body = None if payload is private.NO_BODY else payload  # None: complete, no call to ask
                 index += 1
                 continue
             while len(queue) > index:  # the refused request, and whatever was parsed after it
@@ -148,7 +149,7 @@ class ClientConnection(DirectStart):
     def _refuse(self, refusal: private.QueuedRequest) -> None:
         """Answer `refusal` in place of the request whose body it broke (if not handed on yet), or after it."""
         self._refused = True
-        queue = private.request_queue(self)
+        queue = self._queue
         body, self._body = self._body, None
         if body is not None and not body.is_eof():
             for index, (_, payload) in enumerate(queue):
