@@ -44,7 +44,7 @@ class Response:
     """
 
     __slots__ = ("_connection", "_loop", "_parser", "_head_only", "_read_timeout", "_max_line", "status", "reason",
-                 "version", "headers", "body_sent", "awaiting_client", "started", "_raw", "_head_bytes",
+                 "version", "headers", "body_sent", "awaiting_client", "started", "_http11", "_raw", "_head_bytes",
                  "_head_done", "_complete", "_keep_alive", "_error", "_chunks", "_buffered", "_paused", "_waiter",
                  "_last", "_done")
 
@@ -63,6 +63,7 @@ class Response:
         self.body_sent = not has_body
         self.awaiting_client = False  # set by the connection while it waits for the client's body
         self.started = False  # a byte of the response has arrived
+        self._http11 = False  # its first bytes were "HTTP/1.1 ": the version, without asking llhttp for it
         self._raw: list[tuple[str, str]] = []
         self._head_bytes = 0
         self._head_done = False
@@ -171,7 +172,9 @@ class Response:
         self._last = self._loop.time()
 
     def feed(self, data: bytes) -> None:
-        self.started = True
+        if not self.started:
+            self.started = True
+            self._http11 = data.startswith(b"HTTP/1.1 ")
         self._last = self._loop.time()
         if not self._head_done:
             self._head_bytes += len(data)
@@ -272,9 +275,11 @@ class Response:
                 raise Malformed("101 Switching Protocols to a request that asked for no upgrade")
             self._raw = []  # 100 Continue, 103 Early Hints: interim, the final response follows
             self._head_bytes = 0
+            self._http11 = False  # the final response's version is llhttp's to say
             return
         self.status = status
-        self.version = (1, 0) if parser.get_http_version() == "1.0" else (1, 1)
+        # llhttp gives the version as a string it formats each time: asked only when the first bytes did not say.
+        self.version = (1, 1) if self._http11 or parser.get_http_version() != "1.0" else (1, 0)
         self.headers = CIMultiDictProxy(CIMultiDict(self._raw))
         self._keep_alive = parser.should_keep_alive()
         self._head_done = True

@@ -68,6 +68,29 @@ async def test_interim_1xx_response_is_not_mistaken_for_the_final_one(raw_server
     assert reply.endswith(b"\r\n\r\nfinal")
 
 
+@pytest.mark.parametrize(("parts", "via"), [
+    pytest.param([b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal"], b"1.1 errorproxy", id="1.1"),
+    pytest.param([b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nfinal"], b"1.0 errorproxy", id="1.0"),
+    pytest.param([b"HTTP/1.", b"0 200 OK\r\nContent-Length: 5\r\n\r\nfinal"], b"1.0 errorproxy", id="1.0-split"),
+    pytest.param([b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                  b"HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nfinal"], b"1.0 errorproxy", id="1.0-after-1.1-interim"),
+])
+async def test_via_names_the_version_of_the_final_response(raw_server, start_proxy, parts, via):
+    """The response's version (named in Via) is the final response's, however its bytes arrive."""
+    async def upstream(reader, writer):
+        await read_request_head(reader)
+        for part in parts:
+            writer.write(part)
+            await writer.drain()
+            await asyncio.sleep(0.05)  # each part a read of its own
+
+    server = await raw_server(upstream)
+    proxy = await start_proxy(config_yaml(server.url))
+    reply = await raw_exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and reply.endswith(b"\r\n\r\nfinal")
+    assert b"\r\nVia: " + via + b"\r\n" in reply
+
+
 async def test_expect_100_continue(aiohttp_server, start_proxy):
     bodies = []
 
