@@ -28,9 +28,9 @@ the canary passes on it.
     RequestHandler._request_factory,          requests made with their common answers filled in
       BaseRequest._cache, _message, _payload    (`answer_ahead`)
 
-RequestHandler.start, aiohttp's loop over a connection's requests, is copied
-whole in `aiohttp_loop` (DirectStart); the canary holds the copy to the
-source it was copied from.
+RequestHandler.start, aiohttp's loop over a connection's requests, and the
+_handle_request it awaits are copied whole in `aiohttp_loop` (DirectStart);
+the canary holds each copy to the source it was copied from.
 """
 
 from __future__ import annotations

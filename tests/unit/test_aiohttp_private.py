@@ -42,40 +42,24 @@ def _instance_attributes(cls: type) -> set[str]:
     return names
 
 
+# Every private attribute errorproxy reads or sets, by the class whose instances carry it.
+_PRIVATE_ATTRIBUTES = {
+    RequestHandler: ("_request_in_progress", "_messages", "_request_count", "_waiter", "_loop", "_parser", "_upgraded",
+                     "_message_tail", "_payload_parser", "_buffer_paused", "_request_factory"),
+    http_parser.HttpRequestParserPy: ("_payload_parser",),
+    http_parser.HttpPayloadParser: ("_chunk_size",),
+    web.Server: ("_kwargs", "_loop"),
+    web.BaseSite: ("_server",),
+    web.BaseRequest: ("_cache", "_message", "_payload", "_payload_writer", "_protocol"),
+    web.StreamResponse: ("_payload_writer", "_req", "_headers", "_keep_alive", "_must_be_empty_body", "_eof_sent",
+                         "_cookies", "_compression", "_chunked", "_body_length", "_state"),
+    ClientWebSocketResponse: ("_response",),
+}
+
+
 @pytest.mark.parametrize(("owner", "name"), [
-    pytest.param(RequestHandler, "_request_in_progress", id="RequestHandler._request_in_progress"),
-    pytest.param(RequestHandler, "_messages", id="RequestHandler._messages"),
-    pytest.param(RequestHandler, "_request_count", id="RequestHandler._request_count"),
-    pytest.param(RequestHandler, "_waiter", id="RequestHandler._waiter"),
-    pytest.param(RequestHandler, "_loop", id="RequestHandler._loop"),
-    pytest.param(RequestHandler, "_parser", id="RequestHandler._parser"),
-    pytest.param(RequestHandler, "_upgraded", id="RequestHandler._upgraded"),
-    pytest.param(RequestHandler, "_message_tail", id="RequestHandler._message_tail"),
-    pytest.param(RequestHandler, "_payload_parser", id="RequestHandler._payload_parser"),
-    pytest.param(RequestHandler, "_buffer_paused", id="RequestHandler._buffer_paused"),
-    pytest.param(http_parser.HttpRequestParserPy, "_payload_parser", id="HttpRequestParserPy._payload_parser"),
-    pytest.param(http_parser.HttpPayloadParser, "_chunk_size", id="HttpPayloadParser._chunk_size"),
-    pytest.param(web.Server, "_kwargs", id="Server._kwargs"),
-    pytest.param(web.Server, "_loop", id="Server._loop"),
-    pytest.param(web.BaseSite, "_server", id="BaseSite._server"),
-    pytest.param(web.StreamResponse, "_payload_writer", id="StreamResponse._payload_writer"),
-    pytest.param(web.StreamResponse, "_req", id="StreamResponse._req"),
-    pytest.param(web.StreamResponse, "_headers", id="StreamResponse._headers"),
-    pytest.param(web.StreamResponse, "_keep_alive", id="StreamResponse._keep_alive"),
-    pytest.param(web.StreamResponse, "_must_be_empty_body", id="StreamResponse._must_be_empty_body"),
-    pytest.param(web.StreamResponse, "_eof_sent", id="StreamResponse._eof_sent"),
-    pytest.param(web.StreamResponse, "_cookies", id="StreamResponse._cookies"),
-    pytest.param(web.StreamResponse, "_compression", id="StreamResponse._compression"),
-    pytest.param(web.StreamResponse, "_chunked", id="StreamResponse._chunked"),
-    pytest.param(web.StreamResponse, "_body_length", id="StreamResponse._body_length"),
-    pytest.param(ClientWebSocketResponse, "_response", id="ClientWebSocketResponse._response"),
-    pytest.param(RequestHandler, "_request_factory", id="RequestHandler._request_factory"),
-    pytest.param(web.BaseRequest, "_cache", id="BaseRequest._cache"),
-    pytest.param(web.BaseRequest, "_message", id="BaseRequest._message"),
-    pytest.param(web.BaseRequest, "_payload", id="BaseRequest._payload"),
-    pytest.param(web.BaseRequest, "_payload_writer", id="BaseRequest._payload_writer"),
-    pytest.param(web.BaseRequest, "_protocol", id="BaseRequest._protocol"),
-    pytest.param(web.StreamResponse, "_state", id="StreamResponse._state"),
+    pytest.param(owner, name, id=f"{owner.__name__}.{name}")
+    for owner, names in _PRIVATE_ATTRIBUTES.items() for name in names
 ])
 def test_instance_attribute_exists(owner: type, name: str) -> None:
     assert name in _instance_attributes(owner), _missing(owner, name)
@@ -96,11 +80,23 @@ async def _connected(server: web.Server):
         await runner.cleanup()
 
 
+def _server(connection: type[RequestHandler], handle, **kwargs) -> web.Server:
+    """An aiohttp server whose connections are `connection`s, built from the server's own arguments."""
+    class Server(web.Server):
+        def __call__(self) -> RequestHandler:
+            loop, arguments = aiohttp_private.handler_arguments(self)
+            return connection(self, loop=loop, **arguments)
+
+    return Server(handle, **kwargs)
+
+
 _START_READS = ("_manager", "_keepalive_timeout", "_request_factory", "_request_handler", "_force_close", "_messages",
                 "_waiter", "_parser", "_buffer_paused", "_msg_queue_resume_size", "_logging_enabled", "_task_handler",
-                "_keepalive", "_lingering_time", "_close", "_next_keepalive_close_time", "_keepalive_handle")
+                "_keepalive", "_lingering_time", "_close", "_next_keepalive_close_time", "_keepalive_handle",
+                # ... and _handle_request, copied too:
+                "_request_in_progress", "_current_request", "_handler_waiter", "_upgraded")
 _START_CALLS = ("_resume_reading_if_drained", "_make_error_handler", "_handle_request", "_process_keepalive",
-                "log_debug", "log_exception", "force_close", "close")
+                "log_debug", "log_exception", "force_close", "close", "finish_response", "handle_error", "log_access")
 
 
 # aiohttp's RequestHandler.start, as DirectStart.start was copied from it (aiohttp 3.14.5). A release
@@ -126,7 +122,7 @@ def test_direct_start_is_a_copy_of_the_installed_aiohttp_s_loop(method, digest: 
 
 @pytest.mark.parametrize("name", _START_READS)
 def test_what_direct_start_reads_exists(name: str) -> None:
-    """DirectStart.start is aiohttp's RequestHandler.start, copied: each name it reads is still there."""
+    """DirectStart.start and _handle_request are aiohttp's, copied: each name they read is still there."""
     assert name in _instance_attributes(RequestHandler), _missing(RequestHandler, name)
 
 
@@ -136,6 +132,7 @@ def test_what_direct_start_calls_exists() -> None:
     for name in ("ERROR", "_ErrInfo", "_PAYLOAD_ACCESS_ERROR"):
         assert hasattr(web_protocol, name), f"{VERSION} has no aiohttp.web_protocol.{name}"
     assert inspect.iscoroutinefunction(RequestHandler._handle_request), _missing(RequestHandler, "_handle_request")
+    assert callable(getattr(web.BaseRequest, "_finish", None)), _missing(web.BaseRequest, "_finish")
 
 
 async def test_direct_start_serves_each_request_in_the_connection_s_task() -> None:
@@ -154,12 +151,7 @@ async def test_direct_start_serves_each_request_in_the_connection_s_task() -> No
                 raise
         return web.Response(text=request.path)
 
-    class Server(web.Server):
-        def __call__(self) -> RequestHandler:
-            loop, kwargs = aiohttp_private.handler_arguments(self)
-            return aiohttp_loop.DirectStart(self, loop=loop, **kwargs)
-
-    async with _connected(Server(handle, handler_cancellation=True)) as (reader, writer):
+    async with _connected(_server(aiohttp_loop.DirectStart, handle, handler_cancellation=True)) as (reader, writer):
         writer.write(b"GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n")
         answers = b""
         while answers.count(b"HTTP/1.1 200") < 2 or not answers.endswith(b"/b"):
@@ -192,12 +184,7 @@ async def test_a_written_response_skips_finish_response_and_is_still_finished() 
             return await aiohttp_responses.write_whole(request, 200, "OK", [], b"w")
         return web.Response(status=201, text="r")
 
-    class Server(web.Server):
-        def __call__(self) -> RequestHandler:
-            loop, kwargs = aiohttp_private.handler_arguments(self)
-            return Connection(self, loop=loop, **kwargs)
-
-    async with _connected(Server(handle)) as (reader, writer):
+    async with _connected(_server(Connection, handle)) as (reader, writer):
         writer.write(b"GET /written HTTP/1.1\r\nHost: x\r\n\r\n"
                      b"GET /prepared HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         answer = await asyncio.wait_for(reader.read(), 5)
