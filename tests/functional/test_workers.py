@@ -70,7 +70,7 @@ def workers_of(proxy: RunningProxy) -> set[int]:
 def _state(pid: int) -> str | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone, or reaped between the open and the read
         return None
     return re.search(r"^State:\s+(\S)", status, re.MULTILINE).group(1)
 
