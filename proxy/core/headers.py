@@ -99,7 +99,7 @@ def _forwardable(incoming: CIMultiDictProxy[str], dropped: frozenset[str],
 
 
 # A control character other than HTAB, in a field or the status line, would let a value end the line.
-_CONTROLS = bytes([*range(0x09), *range(0x0b, 0x0d), *range(0x0e, 0x20), 0x7f])  # CR and LF are counted apart
+_CONTROLS = bytes([*range(0x09), *range(0x0a, 0x20), 0x7f])  # CR and LF included: the line ends are counted in
 
 
 def head_bytes(status_line: str, fields: Iterable[tuple[str, str]]) -> bytes:
@@ -118,10 +118,10 @@ def head_bytes(status_line: str, fields: Iterable[tuple[str, str]]) -> bytes:
     """
     lines = [status_line, *map(": ".join, fields), "\r\n"]
     head = "\r\n".join(lines).encode("utf-8", "surrogateescape")
-    # Each line ends in the one CR LF put there, and nothing else is a control character:
-    # three passes in C over the bytes, where a regular expression takes ten times as long.
-    ends = len(lines)
-    if head.count(b"\r") != ends or head.count(b"\n") != ends or len(head.translate(None, _CONTROLS)) != len(head):
+    # Each line ends in the one CR LF put there, and nothing else is a control character: the
+    # control characters removed are exactly those line ends (one pass in C; a regular expression
+    # takes ten times as long).
+    if len(head) - len(head.translate(None, _CONTROLS)) != 2 * len(lines):
         raise ValueError("Forbidden control character detected in headers. Potential header injection attack.")
     return head
 

@@ -63,17 +63,18 @@ class Proxy:
         await self.upstreams.close()
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        request_id = headers.request_id(request.headers.get(headers.X_REQUEST_ID))
+        incoming, method = request.headers, request.method  # each a descriptor call when asked
+        request_id = headers.request_id(incoming.get(headers.X_REQUEST_ID))
         try:
             # An absolute-form target's authority is the host asked for (RFC 9112 §3.2.2), not Host.
             authority, target = split_target(request.raw_path)
         except ValueError:
             authority, target = None, None
-        host = authority if authority is not None else request.headers.get(hdrs.HOST)
+        host = authority if authority is not None else incoming.get(hdrs.HOST)
         path = normalize_path(target) if target is not None else ""
-        route = self.router.match(host_name(host), path, request.method) if target is not None else None
-        traceparent = request.headers.getall(_TRACEPARENT, None)
-        exchange = Exchange(request_id, request.method, target or request.raw_path, route,
+        route = self.router.match(host_name(host), path, method) if target is not None else None
+        traceparent = incoming.getall(_TRACEPARENT, None)
+        exchange = Exchange(request_id, method, target or request.raw_path, route,
                             trace.from_headers(traceparent) if traceparent else None)
         response: web.StreamResponse | None = None
         try:
