@@ -23,6 +23,7 @@ from aiohttp.web_request import BaseRequest
 from aiohttp.web_response import StreamResponse
 
 from ..upstream import coalesce
+from . import aiohttp_private as private
 
 
 class DirectStart(RequestHandler):
@@ -138,7 +139,12 @@ class DirectStart(RequestHandler):
                         end_t = now + lingering_time
 
                         try:
-                            while not payload.is_eof() and now < end_t:
+                            # Not aiohttp's: the task that sent this body upstream, cancelled as the
+                            # upstream answered first, lets go of it in the next turn. Until then
+                            # it is a second reader: its wait would fail this one's (RuntimeError),
+                            # or its end clear this one's waiter, so the drain waited for nothing.
+                            await asyncio.sleep(0)
+                            while not payload.is_eof() and now < end_t and not private.payload_awaited(payload):
                                 async with ceil_timeout(end_t - now):
                                     # read and ignore
                                     await payload.readany()

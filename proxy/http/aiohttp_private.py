@@ -27,6 +27,7 @@ the canary passes on it.
     ClientWebSocketResponse._response         the upstream's handshake headers, for the client
     RequestHandler._request_factory,          requests made with their common answers filled in
       BaseRequest._cache, _message, _payload    (`answer_ahead`)
+    StreamReader._waiter                      the lingering read of a body: does another reader still wait on it?
 
 RequestHandler.start, aiohttp's loop over a connection's requests, and the
 _handle_request it awaits are copied whole in `aiohttp_loop` (DirectStart);
@@ -58,6 +59,11 @@ def serving(handler: RequestHandler) -> bool:
 
 def request_count(handler: RequestHandler) -> int:
     return handler._request_count
+
+
+def payload_awaited(payload: StreamReader) -> bool:
+    """Another coroutine waits on this body (aiohttp's `readany` would raise RuntimeError)."""
+    return payload._waiter is not None
 
 
 def waiting_for_request(handler: RequestHandler) -> bool:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import json
+import time
 
 import aiohttp
 from aiohttp import web
@@ -172,3 +174,27 @@ async def test_a_pipelined_request_answered_at_once_comes_after_the_held_answer_
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply[:200]
     first, _, rest = reply.partition(b"\r\n\r\nfirst")
     assert rest.startswith(b"HTTP/1.0 405 "), rest[:60]  # then the refusal of CONNECT
+
+
+async def test_an_answer_before_the_body_was_read_leaves_the_rest_drained_without_an_error(aiohttp_server, start_proxy):
+    # The upstream answers without reading the upload: the proxy stops sending it, answers the
+    # client, and reads the rest of the client's body away, on the same connection, while the task
+    # that was sending it upstream unwinds. That task, still a reader of the body, made aiohttp's
+    # drain raise (RuntimeError, the connection reset), or cleared the drain's waiter, so the
+    # drain waited out all of lingering_time before the next request was read.
+    async def early(request):
+        return web.Response(text="early")
+
+    app = web.Application()
+    app.router.add_post("/early", early)
+    server = await aiohttp_server(app)
+    proxy = await start_proxy(config_yaml(str(server.make_url("")), top="server: {lingering_time: 5}"))
+    body = bytes(range(256)) * (8 * 1024)  # 2 MiB
+    began = time.monotonic()
+    async with aiohttp.ClientSession() as client:
+        for _ in range(8):
+            async with client.post(proxy.url + "/early", data=io.BytesIO(body), headers={"Expect": ""}) as response:
+                assert response.status == 200
+                assert await response.text() == "early"
+    assert time.monotonic() - began < 5, "a drain waited out lingering_time"
+    assert "Unhandled exception" not in proxy.log()  # and no traceback: start_proxy checks every log for one

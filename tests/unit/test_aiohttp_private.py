@@ -16,6 +16,7 @@ import re
 import aiohttp
 import pytest
 from aiohttp import ClientWebSocketResponse, http_parser, web, web_protocol
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from proxy.http import aiohttp_loop, aiohttp_private, aiohttp_responses
@@ -54,6 +55,7 @@ _PRIVATE_ATTRIBUTES = {
     web.StreamResponse: ("_payload_writer", "_req", "_headers", "_keep_alive", "_must_be_empty_body", "_eof_sent",
                          "_cookies", "_compression", "_chunked", "_body_length", "_state"),
     ClientWebSocketResponse: ("_response",),
+    StreamReader: ("_waiter",),
 }
 
 
