@@ -271,6 +271,8 @@ class Response:
         parser = self._parser
         status = parser.get_status_code()
         if status < 200:
+            if status < 100:  # three digits (llhttp checks that much), but no status code: "099", "000"
+                raise Malformed(f"status {status:03d} is below 100")
             if status == 101:
                 raise Malformed("101 Switching Protocols to a request that asked for no upgrade")
             self._raw = []  # 100 Continue, 103 Early Hints: interim, the final response follows

@@ -273,6 +273,9 @@ _HEADERS_TOO_LARGE = (502, "http_response_header_section_size")
     [
         pytest.param(b"HTTP/1.1 abc " + MARKER + b"\r\nContent-Length: 0\r\n\r\n", _PROTOCOL, id="bad-status-line"),
         pytest.param(b"SSH-2.0-OpenSSH_9.6 " + MARKER + b"\r\n", _PROTOCOL, id="not-http"),
+        # Three digits, but not a status code (RFC 9110 §15: 100 to 599); llhttp reads them as 99 and 0.
+        pytest.param(b"HTTP/1.1 099 " + MARKER + b"\r\nContent-Length: 2\r\n\r\nok", _PROTOCOL, id="status-099"),
+        pytest.param(b"HTTP/1.1 000 " + MARKER + b"\r\nContent-Length: 2\r\n\r\nok", _PROTOCOL, id="status-000"),
         # RFC 9112 §6.3: a proxy must answer 502 to differing lengths; llhttp rejects any repeated Content-Length.
         pytest.param(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 40\r\nX-Leak: " + MARKER
                      + b"\r\n\r\nhello" + MARKER, _PROTOCOL, id="two-content-lengths"),
