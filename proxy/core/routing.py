@@ -20,8 +20,9 @@ from urllib.parse import quote, unquote
 
 from .settings import Route
 
-# RFC 3986 authority without user info: reg-name or IP literal, optional port.
-_AUTHORITY = re.compile(r"[A-Za-z0-9._~!$&'()*+,;=%-]+(:[0-9]*)?|\[[0-9A-Fa-f:.]+\](:[0-9]*)?")
+# RFC 3986 authority without user info: reg-name or IP literal, optional port; as nginx, a
+# name neither starts with a dot nor holds two in a row (one at its end is the root's, and kept).
+_AUTHORITY = re.compile(r"(?!\.)(?!.*\.\.)[A-Za-z0-9._~!$&'()*+,;=%-]+(:[0-9]*)?|\[[0-9A-Fa-f:.]+\](:[0-9]*)?")
 _SCHEMES = ("http", "https")
 
 
@@ -74,14 +75,26 @@ def normalize_path(raw_path: str) -> str:
     return "/" + "/".join(out) + trailing if out else "/"
 
 
+def host_is_valid(host: str) -> bool:
+    """Whether a Host field value is a host and optional port (RFC 9112 §3.2: else 400).
+
+    >>> [host_is_valid(h) for h in ("example.com:8080", "[::1]", "example.com.", "a b", "x..y", "", "x:http")]
+    [True, True, True, False, False, False, False]
+    """
+    return _AUTHORITY.fullmatch(host) is not None
+
+
 def host_name(host_header: str | None) -> str:
-    """`Example.COM:8080` -> `example.com`; `[::1]:80` -> `::1`."""
+    """`Example.COM:8080` -> `example.com`; `[::1]:80` -> `::1`; `example.com.` (the
+    root's dot, which names the same host) -> `example.com`."""
     if not host_header:
         return ""
     host = host_header.strip().lower()
     if host.startswith("["):
         return host[1:].partition("]")[0]
-    return host.rpartition(":")[0] if host.count(":") == 1 else host
+    if host.count(":") == 1:
+        host = host.rpartition(":")[0]
+    return host[:-1] if host.endswith(".") else host
 
 
 def _host_matches(pattern: str, host: str) -> bool:

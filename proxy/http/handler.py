@@ -23,7 +23,7 @@ from multidict import istr
 from ..core import errors, headers, trace
 from ..core.problem import Problem
 from ..core.rewrite import body_cap, rewrite
-from ..core.routing import Router, host_name, normalize_path, split_target, upstream_target
+from ..core.routing import Router, host_is_valid, host_name, normalize_path, split_target, upstream_target
 from ..core.settings import Route, Settings
 from ..locks import Locks
 from ..observe import metrics
@@ -80,6 +80,8 @@ class Proxy:
         try:
             if target is None:
                 raise errors.BadRequest("The request target is neither a path nor an http(s) URL with a host.")
+            if authority is None and host is not None and not host_is_valid(host):
+                raise errors.BadRequest("The Host header is not a host name or address with an optional port.")
             if route is None:
                 raise errors.NoRoute()
             if cors.answers_preflight(route.cors, request):

@@ -81,3 +81,40 @@ routes:
         problem = json.loads(body)
         assert problem["status"] == 404 and problem["request_id"] == "r-1"
     assert seen == []
+
+
+async def test_a_host_that_is_not_a_host_is_a_400_problem_and_a_name_with_the_root_dot_is_its_name(raw_server,
+                                                                                                      start_proxy):
+    # RFC 9112 §3.2: a Host field value that is not host[:port] is answered 400, as nginx does,
+    # never forwarded (upstream as Host or X-Forwarded-Host). "example.com." names example.com.
+    seen: list = []
+    admin = await _named_upstream(raw_server, "admin", seen)
+    site = await _named_upstream(raw_server, "site", seen)
+    config = f"""
+listen: 127.0.0.1:0
+upstreams:
+  admin: {{url: "{admin.url}"}}
+  site: {{url: "{site.url}"}}
+routes:
+  - name: admin-host
+    match: {{host: ["admin.example.com"]}}
+    upstream: admin
+    host_header: client
+  - name: rest
+    match: {{path_prefix: /}}
+    upstream: site
+"""
+    proxy = await start_proxy(config)
+    for host in (b"a b", b"a/b", b"evil.com/../", b"x..y", b'x"><script>', b"x:abc", b"[::1", b""):
+        reply = await raw_exchange(proxy.port, b"GET /x HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 400 Bad Request\r\n"), (host, reply)
+        assert b"Content-Type: application/problem+json" in head
+        assert json.loads(body)["status"] == 400
+    assert seen == []
+    for host in (b"admin.example.com.", b"ADMIN.example.com.:8080"):
+        reply = await raw_exchange(proxy.port, b"GET /x HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
+        assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and reply.endswith(b"\r\n\r\nadmin"), (host, reply)
+    reply = await raw_exchange(proxy.port, b"GET http://admin.example.com./x HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n")
+    assert reply.endswith(b"\r\n\r\nadmin"), reply
+    assert [name for name, _ in seen] == ["admin", "admin", "admin"]

@@ -8,7 +8,7 @@ import pytest
 from yarl import URL
 
 from proxy.config.loader import from_text
-from proxy.core.routing import Router, host_name, normalize_path, split_target, strip_prefix, upstream_target
+from proxy.core.routing import Router, host_is_valid, host_name, normalize_path, split_target, strip_prefix, upstream_target
 from proxy.core.settings import Match, Route, UpstreamSettings
 
 UPSTREAM = UpstreamSettings(name="app", url=URL("http://127.0.0.1:9000"))
@@ -64,12 +64,27 @@ def test_normalize_path(raw: str, expected: str) -> None:
         pytest.param("[::1]", "::1", id="ipv6-brackets"),
         pytest.param("[2001:DB8::1]:443", "2001:db8::1", id="ipv6-lower-cased"),
         pytest.param("::1", "::1", id="ipv6-unbracketed-kept-whole"),
+        pytest.param("Example.com.", "example.com", id="root-dot-removed"),
+        pytest.param("example.com.:8080", "example.com", id="root-dot-and-port-removed"),
         pytest.param("", "", id="empty"),
         pytest.param(None, "", id="absent"),
     ],
 )
 def test_host_name(header: str | None, expected: str) -> None:
     assert host_name(header) == expected
+
+
+@pytest.mark.parametrize("host", ["example.com", "Example.COM:8080", "example.com.", "example.com.:80", "127.0.0.1",
+                                  "[::1]", "[2001:db8::1]:443", "xn--bcher-kva.example", "a_b.example", "x:",
+                                  "x:99999"])
+def test_host_is_valid(host: str) -> None:
+    assert host_is_valid(host)
+
+
+@pytest.mark.parametrize("host", ["", "a b", "a/b", "evil.com/../", "x..y", ".example.com", "x\tb", "x:abc",
+                                  "x:80:80", "[::1", "::1]", 'x"><script>', "user@example.com", "exa\u00e9mple.com"])
+def test_host_is_not_valid(host: str) -> None:
+    assert not host_is_valid(host)
 
 
 API_V1 = route("api-v1", hosts=("api.example.com",), path_prefix="/v1/", methods=frozenset({"GET", "HEAD"}))
