@@ -47,9 +47,10 @@ class RequestBody:
 
     async def _chunks(self) -> AsyncIterator[bytes]:
         request = self.request
-        if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
+        if request.headers.get(hdrs.EXPECT, "").lower() == "100-continue" and request.version >= (1, 1):
             # Sent only now that the upstream is connected and has our headers,
-            # so a client never uploads a body that would only be refused.
+            # so a client never uploads a body that would only be refused. An
+            # HTTP/1.0 client's expectation is ignored, and it gets no 1xx (RFC 9110 §10.1.1, §15.2).
             await request.writer.write(_CONTINUE)
         received = 0
         while chunk := await self._read():

@@ -115,6 +115,25 @@ async def test_expect_100_continue(aiohttp_server, start_proxy):
     assert bodies == [b"hello"]
 
 
+async def test_expect_100_continue_from_an_http_1_0_client_is_ignored(aiohttp_server, start_proxy):
+    # RFC 9110 §10.1.1: an expectation in an HTTP/1.0 request MUST be ignored; §15.2: no 1xx goes to a 1.0 client.
+    bodies = []
+
+    async def handler(request):
+        bodies.append(await request.read())
+        return web.Response(text="stored")
+
+    app = web.Application()
+    app.router.add_put("/doc", handler)
+    server = await aiohttp_server(app)
+    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    reply = await raw_exchange(proxy.port, b"PUT /doc HTTP/1.0\r\nHost: x\r\nContent-Length: 5\r\n"
+                                           b"Expect: 100-continue\r\n\r\nhello")
+    assert reply.startswith(b"HTTP/1.0 200 OK\r\n") and reply.endswith(b"\r\n\r\nstored"), reply
+    assert b"100 Continue" not in reply
+    assert bodies == [b"hello"]
+
+
 async def test_chunked_bodies_stream_both_ways(aiohttp_server, start_proxy):
     async def handler(request):
         assert request.headers.get("Transfer-Encoding") == "chunked"
