@@ -81,6 +81,16 @@ class RequestTimeout(ProxyError):
     closes_connection = True
 
 
+class CodingNotImplemented(ProxyError):
+    """A request body in a transfer coding other than chunked alone (RFC 9112 §6.1): 501, as nginx answers."""
+
+    status = 501
+    title = "Not Implemented"
+    detail = "A request body is accepted in the chunked transfer coding alone."
+    proxy_status = None
+    closes_connection = True
+
+
 class VersionNotSupported(ProxyError):
     status = 505
     title = "HTTP Version Not Supported"

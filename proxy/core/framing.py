@@ -35,6 +35,7 @@ MAX_CHUNK_SIZE = 2**64 - 1
 _HEAD_END = b"\r\n\r\n"
 _SERVED = ((1, 0), (1, 1))
 _UPGRADE = istr("Upgrade")  # folded once: a str name is folded and hashed at each lookup
+_TRANSFER_ENCODING = istr("Transfer-Encoding")
 _PAST_ASCII = re.compile(rb"[\x7f-\xff]")
 
 
@@ -73,6 +74,34 @@ def method_error(method: str) -> errors.ProxyError | None:
     return errors.MethodNotAllowed() if method == "CONNECT" else None
 
 
+def coding_error(version: tuple[int, int], headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> errors.ProxyError | None:
+    """None, unless Transfer-Encoding is other than `chunked` alone (RFC 9112 §6.1).
+
+    On HTTP/1.0 it puts the framing in doubt: 400. `chunked` twice: 400, as
+    llhttp answers before this is asked. Any other coding: 501, as nginx
+    answers; forwarded, the body went upstream de-chunked with its coding
+    dropped, for the upstream to take as plain bytes.
+
+    >>> from multidict import CIMultiDict
+    >>> [coding_error((1, 1), CIMultiDict({"Transfer-Encoding": value})) for value in ("chunked", "Chunked ")]
+    [None, None]
+    >>> [type(coding_error(version, CIMultiDict({"Transfer-Encoding": value}))).__name__
+    ...  for version, value in (((1, 1), "gzip, chunked"), ((1, 1), "chunked, chunked"), ((1, 0), "chunked"))]
+    ['CodingNotImplemented', 'BadRequest', 'BadRequest']
+    """
+    values = headers.getall(_TRANSFER_ENCODING, ())
+    if not values:
+        return None
+    if version == (1, 0):
+        return errors.BadRequest("An HTTP/1.0 request has no Transfer-Encoding: its framing is in doubt.")
+    codings = [coding for value in values for part in value.split(",") if (coding := part.strip().lower())]
+    if codings == ["chunked"]:
+        return None
+    if all(coding == "chunked" for coding in codings):
+        return errors.BadRequest("The chunked transfer coding is applied once.")
+    return errors.CodingNotImplemented()
+
+
 def is_websocket_upgrade(method: str, headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> bool:
     """A WebSocket handshake: a GET naming `websocket` in Upgrade and `upgrade` in Connection."""
     return (method == "GET" and headers.get("Upgrade", "").lower() == "websocket"
@@ -100,12 +129,14 @@ def request_error(version: tuple[int, int], method: str,
     A request of a served version, not CONNECT and without Upgrade (nearly
     every one) is let through at once: none of the checks could refuse it.
     """
-    if version in _SERVED and method != "CONNECT" and _UPGRADE not in headers:
+    if version in _SERVED and method != "CONNECT" and _UPGRADE not in headers and _TRANSFER_ENCODING not in headers:
         return None
     if (error := version_error(version)) is not None:
         return error, "HTTP/%d.%d" % version
     if (error := method_error(method)) is not None:
         return error, method
+    if (error := coding_error(version, headers)) is not None:
+        return error, "Transfer-Encoding: " + ", ".join(headers.getall(_TRANSFER_ENCODING))[:200]
     if (error := upgrade_error(method, headers)) is not None:
         return error, error.detail
     return None

@@ -390,6 +390,16 @@ async def test_fragment_is_not_forwarded(raw_server, start_proxy):
                  id="pipelined-lowercase-method"),
     pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000000\r\nabc",
                  400, id="72-bit-chunk-size"),
+    # RFC 9112 §6.1: a coding other than chunked is not implemented here (as nginx: 501); on
+    # HTTP/1.0 Transfer-Encoding puts the framing in doubt. Forwarded, each went upstream de-chunked.
+    pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                 501, id="gzip-then-chunked"),
+    pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n"
+                 b"5\r\nhello\r\n0\r\n\r\n", 400, id="transfer-encoding-twice"),  # both parsers refuse the repeat
+    pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"
+                 b"5\r\nhello\r\n0\r\n\r\n", 400, id="chunked-twice"),
+    pytest.param(b"POST /p HTTP/1.0\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+                 400, id="chunked-on-http-1.0"),
 ])
 async def test_request_lines_other_than_http_1x_are_refused(raw_server, start_proxy, request_bytes, status):
     """The same answer under both parsers, on an HTTP/1.x status line; nothing of it goes upstream."""
