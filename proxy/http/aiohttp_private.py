@@ -19,6 +19,7 @@ the canary passes on it.
     HttpRequestParserPy.parse_message         request checks: the raw request line, before it is upper-cased
     HttpParser._payload_parser (Python)       request checks: the chunk being read ...
     HttpPayloadParser._chunk_size             ... and what is left of it (no bound in the Python parser)
+    HttpRequestParserPy.max_headers           its count of header lines, made llhttp's (public, but set once)
     RequestHandler._upgraded, _message_tail,  request checks: bytes kept aside behind an upgrade request,
       _payload_parser, _buffer_paused,          parsed (through the checks) once the upgrade is refused,
       _resume_reading_if_drained                as `RequestHandler.finish_response` would
@@ -145,6 +146,12 @@ def check_request_lines(handler: RequestHandler, check: Callable[[bytes], None])
 def parses_in_python(handler: RequestHandler) -> bool:
     """Whether the connection's parser is the pure-Python one (AIOHTTP_NO_EXTENSIONS), not llhttp."""
     return isinstance(handler._parser, http_parser.HttpRequestParserPy)
+
+
+def count_header_fields_only(handler: RequestHandler) -> None:
+    """Have the pure-Python parser count header fields alone against max_headers, as llhttp does:
+    it counts the request line and the blank line that ends the head too."""
+    handler._parser.max_headers += 2
 
 
 def unread_chunk_size(handler: RequestHandler) -> int:

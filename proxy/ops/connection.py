@@ -80,6 +80,8 @@ class ClientConnection(DirectStart):
         self._carry = b""  # the last bytes read, for a header section end split between two reads
         self._refused = False  # a request was refused: nothing after it is parsed
         self._python_parser = private.parses_in_python(self)  # which needs chunk sizes checked; llhttp bounds them
+        if self._python_parser:
+            private.count_header_fields_only(self)
         private.check_request_lines(self, _check_request_line)
         private.answer_ahead_of_each_request(self)
 
@@ -141,7 +143,8 @@ class ClientConnection(DirectStart):
                 queue.pop()
             self._refuse(refusal)
             return parsed
-        if self._python_parser and private.unread_chunk_size(self) > framing.MAX_CHUNK_SIZE:
+        # What is left of a chunk, with what this read may have taken of it, bounds its declared size.
+        if self._python_parser and private.unread_chunk_size(self) + len(data) > framing.MAX_CHUNK_SIZE:
             error = TransferEncodingError("chunk size over 64 bits")
             self._refuse(private.refusal(400, error, error.message))
         return parsed

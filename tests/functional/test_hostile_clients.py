@@ -390,6 +390,9 @@ async def test_fragment_is_not_forwarded(raw_server, start_proxy):
                  id="pipelined-lowercase-method"),
     pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000000\r\nabc",
                  400, id="72-bit-chunk-size"),
+    # 2**64 + 5, with chunk data in the same read: what is left of the chunk is below 2**64.
+    pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\nabcdefghij",
+                 400, id="65-bit-chunk-size-and-data"),
     # RFC 9112 §6.1: a coding other than chunked is not implemented here (as nginx: 501); on
     # HTTP/1.0 Transfer-Encoding puts the framing in doubt. Forwarded, each went upstream de-chunked.
     pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
@@ -485,3 +488,21 @@ async def test_requests_pipelined_behind_a_refused_websocket_upgrade_are_checked
     assert refused.status == 403
     assert_problem(second, 505)
     assert [head.split(b"\r\n")[0] for head in heads] == [b"GET /ws HTTP/1.1"]
+
+
+@pytest.mark.parametrize("fields, status", [(10, 200), (11, 400)])
+async def test_max_headers_counts_header_fields_under_both_parsers(raw_server, start_proxy, fields, status):
+    """`server.max_headers: 10`: ten header fields pass, eleven are a 400. (The Python parser counted
+    the request line and the blank line too, and refused nine.)"""
+    upstream = Upstream()
+    url = await start_upstream(raw_server, upstream)
+    proxy = await start_proxy(config_yaml(url, top="server: {max_headers: 10}"))
+    head = b"GET /p HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" + b"".join(
+        b"X-%d: %d\r\n" % (index, index) for index in range(fields - 2))
+    reply = await exchange(proxy.port, head + b"\r\n")
+    if status == 200:
+        assert reply.status == 200, (reply.status_line, reply.body[:300])
+        assert len(upstream.heads) == 1
+    else:
+        assert_problem(reply, 400)
+        assert upstream.heads == []

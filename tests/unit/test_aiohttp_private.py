@@ -47,7 +47,7 @@ def _instance_attributes(cls: type) -> set[str]:
 _PRIVATE_ATTRIBUTES = {
     RequestHandler: ("_request_in_progress", "_messages", "_request_count", "_waiter", "_loop", "_parser", "_upgraded",
                      "_message_tail", "_payload_parser", "_buffer_paused", "_request_factory"),
-    http_parser.HttpRequestParserPy: ("_payload_parser",),
+    http_parser.HttpRequestParserPy: ("_payload_parser", "max_headers"),
     http_parser.HttpPayloadParser: ("_chunk_size",),
     web.Server: ("_kwargs", "_loop"),
     web.BaseSite: ("_server",),
