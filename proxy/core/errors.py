@@ -81,6 +81,16 @@ class RequestTimeout(ProxyError):
     closes_connection = True
 
 
+class UriTooLong(ProxyError):
+    """A request line past `server.max_line_size` (RFC 9112 §3: 414), as nginx answers."""
+
+    status = 414
+    title = "URI Too Long"
+    detail = "The request target is longer than this server accepts."
+    proxy_status = None
+    closes_connection = True
+
+
 class CodingNotImplemented(ProxyError):
     """A request body in a transfer coding other than chunked alone (RFC 9112 §6.1): 501, as nginx answers."""
 

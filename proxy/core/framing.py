@@ -37,6 +37,8 @@ _SERVED = ((1, 0), (1, 1))
 _UPGRADE = istr("Upgrade")  # folded once: a str name is folded and hashed at each lookup
 _TRANSFER_ENCODING = istr("Transfer-Encoding")
 _PAST_ASCII = re.compile(rb"[\x7f-\xff]")
+# A method (a token, RFC 9110 §5.6.2), SP, and the start of a request target: a path, a scheme, or "*".
+_REQUEST_LINE_START = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+ (?:/|\*|[A-Za-z][A-Za-z0-9+.-]*:)")
 
 
 def version_error(version: tuple[int, int]) -> errors.ProxyError | None:
@@ -140,6 +142,17 @@ def request_error(version: tuple[int, int], method: str,
     if (error := upgrade_error(method, headers)) is not None:
         return error, error.detail
     return None
+
+
+def request_line_too_long(head: bytes, max_line_size: int) -> bool:
+    """Whether `head`, bytes fed to the parser, start a request line with no end within `max_line_size`.
+
+    >>> request_line_too_long(b"GET /" + b"a" * 20, 16), request_line_too_long(b"X-A: " + b"a" * 20, 16)
+    (True, False)
+    >>> request_line_too_long(b"GET /a HTTP/1.1\\r\\nX-A: " + b"a" * 20, 16)
+    False
+    """
+    return _REQUEST_LINE_START.match(head) is not None and head.find(b"\r\n", 0, max_line_size + 2) == -1
 
 
 def target_is_valid(target: bytes) -> bool:

@@ -109,6 +109,7 @@ PROXY_DETAILS = (
     N_("error.request_timeout", "The request body stopped arriving before it was complete."),
     N_("error.version_not_supported", "Only HTTP/1.0 and HTTP/1.1 requests are served here."),
     N_("error.coding_not_implemented", "A request body is accepted in the chunked transfer coding alone."),
+    N_("error.uri_too_long", "The request target is longer than this server accepts."),
     N_("405.detail", "This method is not allowed here. The Allow header lists the ones that are."),
     N_("error.no_route", "No route is configured for this host, path and method."),
     N_("error.body_too_large", "The request body is larger than this route accepts."),

@@ -36,7 +36,7 @@ import logging
 from typing import Any
 
 from aiohttp import web
-from aiohttp.http_exceptions import BadHttpMethod, InvalidURLError, TransferEncodingError
+from aiohttp.http_exceptions import BadHttpMethod, InvalidURLError, LineTooLong, TransferEncodingError
 from aiohttp.streams import StreamReader
 
 from ..core import errors, framing
@@ -64,7 +64,7 @@ class ClientConnection(DirectStart):
     """One client connection: aiohttp's handler plus deadlines and one verdict on request framing."""
 
     __slots__ = ("_header_timeout", "_header_timer", "_header_due", "_header_due_at", "_armed_at", "_send_timeout",
-                 "_send_timer", "_queue", "_body", "_carry", "_refused", "_python_parser")
+                 "_send_timer", "_queue", "_body", "_carry", "_refused", "_python_parser", "_max_line")
 
     def __init__(self, manager: web.Server, *, limits: ServerSettings, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
@@ -74,6 +74,7 @@ class ClientConnection(DirectStart):
         self._header_due_at = 0.0
         self._armed_at = 0
         self._send_timeout = limits.send_timeout
+        self._max_line = limits.max_line_size
         self._send_timer: asyncio.TimerHandle | None = None
         self._queue = private.request_queue(self)  # aiohttp's, the same for the connection's life
         self._body: StreamReader | None = None  # the body of the last request parsed, until it is complete
@@ -132,6 +133,9 @@ class ClientConnection(DirectStart):
             message, payload = queue[index]
             if isinstance(message, private.REFUSAL):
                 refusal = (message, payload)
+                if (isinstance(private.refusal_reason(message), LineTooLong)
+                        and framing.request_line_too_long(data, self._max_line)):
+                    refusal = private.refusal(414, errors.UriTooLong(), "request line too long")
             elif (verdict := framing.request_error(message.version, message.method, message.headers)) is not None:
                 error, detail = verdict
                 refusal = private.refusal(error.status, error, detail)

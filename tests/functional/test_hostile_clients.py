@@ -390,6 +390,12 @@ async def test_fragment_is_not_forwarded(raw_server, start_proxy):
                  id="pipelined-lowercase-method"),
     pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000000\r\nabc",
                  400, id="72-bit-chunk-size"),
+    # RFC 9112 §3: a request target too long to read is 414, as nginx answers; a header line too long stays 400.
+    pytest.param(b"GET /x" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, id="request-line-too-long"),
+    pytest.param(b"GET http://x/" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414,
+                 id="absolute-form-request-line-too-long"),
+    pytest.param(b"GET /p HTTP/1.1\r\nHost: x\r\nX-Long: GET /" + b"a" * 9000 + b"\r\n\r\n", 400,
+                 id="header-line-too-long"),
     # 2**64 + 5, with chunk data in the same read: what is left of the chunk is below 2**64.
     pytest.param(b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\nabcdefghij",
                  400, id="65-bit-chunk-size-and-data"),
