@@ -16,7 +16,7 @@ from typing import Awaitable, Callable
 
 from aiohttp import web_protocol
 from aiohttp.helpers import ceil_timeout
-from aiohttp.http_writer import StreamWriter
+from aiohttp.http_writer import HttpVersion11, StreamWriter
 from aiohttp.web_exceptions import HTTPException
 from aiohttp.web_protocol import RequestHandler
 from aiohttp.web_request import BaseRequest
@@ -24,6 +24,11 @@ from aiohttp.web_response import StreamResponse
 
 from ..upstream import coalesce
 from . import aiohttp_private as private
+
+
+# What a request refused as it was parsed is made of, as aiohttp's ERROR but for its version: a
+# refusal says HTTP/1.1, the highest version the proxy speaks (RFC 9110 §2.5), as nginx's do.
+_REFUSED = web_protocol.ERROR._replace(version=HttpVersion11)
 
 
 class DirectStart(RequestHandler):
@@ -98,7 +103,7 @@ class DirectStart(RequestHandler):
             if isinstance(message, web_protocol._ErrInfo):
                 # make request_factory work
                 request_handler = self._make_error_handler(message)
-                message = web_protocol.ERROR
+                message = _REFUSED  # not aiohttp's ERROR, whose HTTP/1.0 the refusal's status line would say
             else:
                 request_handler = self._request_handler
 

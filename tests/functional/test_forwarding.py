@@ -173,7 +173,7 @@ async def test_a_pipelined_request_answered_at_once_comes_after_the_held_answer_
     assert (await other).endswith(b"\r\n\r\nfirst")
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n"), reply[:200]
     first, _, rest = reply.partition(b"\r\n\r\nfirst")
-    assert rest.startswith(b"HTTP/1.0 405 "), rest[:60]  # then the refusal of CONNECT
+    assert rest.startswith(b"HTTP/1.1 405 "), rest[:60]  # then the refusal of CONNECT
 
 
 async def test_an_answer_before_the_body_was_read_leaves_the_rest_drained_without_an_error(aiohttp_server, start_proxy):
