@@ -198,6 +198,21 @@ async def write_whole(request: web.BaseRequest, status: int, reason: str, fields
     return WrittenResponse(status, reason, keep_alive, len(body))
 
 
+def write_interim(request: web.BaseRequest, status: int, reason: str, fields: list[tuple[str, str]]) -> None:
+    """Send an interim (1xx) response ahead of the final one, at once (a 103's hints are for now).
+
+    Not counted in the request's writer: the final response has not started,
+    and may still be an error the proxy renders. What is held for the end of
+    the turn on this connection (a pipelined request's answer) goes first.
+    """
+    protocol = request._protocol
+    transport = protocol.transport if protocol is not None else None
+    if transport is None or transport.is_closing():
+        return
+    coalesce.write_held(handler_loop(protocol), transport)
+    transport.write(head_bytes(f"HTTP/1.1 {status} {reason}", fields))
+
+
 async def write_rendered(request: web.BaseRequest, response: web.Response) -> web.StreamResponse:
     """A response the proxy rendered (its body whole), sent as `write_whole` sends one; one with
     cookies, compression or chunking, or not made of bytes, is left to aiohttp."""

@@ -16,9 +16,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from functools import partial
 
 from aiohttp import hdrs, web
-from multidict import istr
+from multidict import CIMultiDictProxy, istr
 
 from ..core import errors, headers, trace
 from ..core.problem import Problem
@@ -30,7 +31,7 @@ from ..observe import metrics
 from ..observe.accesslog import AccessLog, Exchange
 from ..upstream import Response, Upstreams, read_capped
 from . import cors, maintenance, websocket
-from .aiohttp_responses import write_rendered
+from .aiohttp_responses import write_interim, write_rendered
 from .body import RequestBody
 from .guard import Guard
 from .pages import Pages
@@ -159,8 +160,11 @@ class Proxy:
         # The conflict guard (guard.py): a write's preconditions checked and its lock taken, or a refusal.
         ticket = await self.guard.admit(request, route, target, outgoing, exchange) if route.concurrency else None
         try:
+            # RFC 9110 §15.2: a proxy passes interim responses on, to a client that speaks HTTP/1.1.
+            interim = partial(_pass_interim, request) if request.version >= (1, 1) else None
             upstream_response = await self.upstreams.send(upstream, request.method, target, outgoing, body,
-                                                          request_id=exchange.request_id, keep_host=keep_host)
+                                                          request_id=exchange.request_id, keep_host=keep_host,
+                                                          interim=interim)
             exchange.answered(upstream_response.status)
             try:
                 answered = await ticket.answer(request, upstream_response, exchange) if ticket is not None else None
@@ -198,6 +202,12 @@ class Proxy:
         return render(problem, self._shape(route), origin="upstream", accept=request.headers.get(hdrs.ACCEPT),
                       accept_language=request.headers.get(hdrs.ACCEPT_LANGUAGE, ""),
                       method=request.method, path=request.path, keep=headers.actionable(upstream_headers))
+
+
+def _pass_interim(request: web.BaseRequest, status: int, reason: str, incoming: CIMultiDictProxy[str],
+                  version: str) -> None:
+    """An upstream's interim response (a 103 Early Hints, say) to the client, by the header rules of any response."""
+    write_interim(request, status, reason, headers.downstream_fields(incoming, version))
 
 
 def traced(problem: Problem, exchange: Exchange) -> Problem:

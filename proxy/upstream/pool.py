@@ -30,7 +30,7 @@ from multidict import CIMultiDict
 
 from .errors import ConnectFailed, ConnectTimeout, Disconnected, PoolTimeout
 from .connection import Connection
-from .response import Response
+from .response import Interim, Response
 from .tls import client_context, failure, server_name
 from ..core.settings import UpstreamSettings
 from ..core.targets import is_unix
@@ -61,7 +61,7 @@ class ConnectionPool:
         return len(self._all) + self._opening
 
     async def request(self, key: tuple[str, int], method: str, path: str, headers: CIMultiDict[str],
-                      body: AsyncIterator[bytes] | None = None) -> Response:
+                      body: AsyncIterator[bytes] | None = None, interim: Interim | None = None) -> Response:
         """Send a request to `key` (a target's host and port, or its socket path and 0: `targets.dial_key`)
         and return once the response's head is in.
 
@@ -69,7 +69,7 @@ class ConnectionPool:
         found closed before any of the response arrived is one the upstream
         timed out while idle: an idempotent request without a body goes again
         on a new connection (RFC 9112 §9.3.1.1); a body is a stream that
-        cannot be sent twice.
+        cannot be sent twice. `interim` is told each interim response (1xx) but 100 Continue.
         """
         chunked = body is not None and "Content-Length" not in headers
         head = _serialize(method, path, headers, chunked)
@@ -81,7 +81,7 @@ class ConnectionPool:
             if connection is None:
                 connection, reused = await self._acquire(key)
             response = Response(connection, method == "HEAD", body is not None,
-                                settings.read_timeout, settings.max_line_size)
+                                settings.read_timeout, settings.max_line_size, interim)
             try:
                 connection.send(response, head, body, chunked)
                 await response.wait_head()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
+from typing import Callable
 
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy, istr
@@ -29,6 +30,10 @@ _KNOWN_NAMES = {name.encode(): istr(name) for name in (
     "content-type", "content-length", "date", "server", "connection", "etag", "vary", "cache-control")}
 
 
+# Told an interim response: its status, reason, headers and HTTP version ("1.1").
+Interim = Callable[[int, str, CIMultiDictProxy[str], str], None]
+
+
 class _Stop(Exception):
     """Raised inside the parser at the end of a HEAD response's head: no body follows it."""
 
@@ -46,10 +51,10 @@ class Response:
     __slots__ = ("_connection", "_loop", "_parser", "_head_only", "_read_timeout", "_max_line", "status", "reason",
                  "version", "headers", "body_sent", "awaiting_client", "started", "_http11", "_raw", "_head_bytes",
                  "_head_done", "_complete", "_keep_alive", "_error", "_chunks", "_buffered", "_paused", "_waiter",
-                 "_last", "_done")
+                 "_last", "_done", "_interim")
 
     def __init__(self, connection: Connection, head_only: bool, has_body: bool,
-                 read_timeout: float, max_line_size: int) -> None:
+                 read_timeout: float, max_line_size: int, interim: Interim | None = None) -> None:
         self._connection = connection
         self._loop = connection.loop
         self._parser = httptools.HttpResponseParser(self)
@@ -76,6 +81,7 @@ class Response:
         self._waiter: asyncio.Future[None] | None = None
         self._last = 0.0
         self._done = False
+        self._interim = interim  # told each interim response (1xx) but 100, to pass on
 
     # What the proxy reads
 
@@ -275,6 +281,9 @@ class Response:
                 raise Malformed(f"status {status:03d} is below 100")
             if status == 101:
                 raise Malformed("101 Switching Protocols to a request that asked for no upgrade")
+            if status != 100 and self._interim is not None:  # 100 Continue is the proxy's own to send
+                version = "1.1" if self._http11 or parser.get_http_version() != "1.0" else "1.0"
+                self._interim(status, self.reason, CIMultiDictProxy(CIMultiDict(self._raw)), version)
             self._raw = []  # 100 Continue, 103 Early Hints: interim, the final response follows
             self._head_bytes = 0
             self._http11 = False  # the final response's version is llhttp's to say

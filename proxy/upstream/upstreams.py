@@ -39,7 +39,7 @@ from ..core.targets import is_unix, split_unix
 from ..observe import metrics
 from .balancer import IDEMPOTENT, Outcome
 from .failures import map_failure, outcome, retry_reason
-from .response import Response
+from .response import Interim, Response
 from .session import make_session
 from .state import UpstreamState
 
@@ -105,12 +105,13 @@ class Upstreams:
 
     def send(self, upstream: UpstreamSettings, method: str, target: str, headers: CIMultiDict[str],
              body: AsyncIterable[bytes] | None = None, *, request_id: str,
-             keep_host: bool = False) -> Awaitable[Response]:
+             keep_host: bool = False, interim: Interim | None = None) -> Awaitable[Response]:
         """The upstream's response to `method target` (its head; the body is read from it).
 
         `target` is the path and query as the upstream's base path continues
         it; `headers` are sent as given, but for Host, set per try to the
-        target's authority unless `keep_host`. (A function that hands over the
+        target's authority unless `keep_host`; `interim` is told each interim
+        response (1xx) but 100 Continue. (A function that hands over the
         tries' coroutine, to be awaited: one coroutine less a request.)
         """
         kept = self._get(upstream)
@@ -119,7 +120,7 @@ class Upstreams:
 
         def attempt(index: int) -> Awaitable[Response]:
             aim = aims[index]
-            return connections.request(aim[2], method, _aim(headers, aim, target, keep_host), headers, once)
+            return connections.request(aim[2], method, _aim(headers, aim, target, keep_host), headers, once, interim)
 
         return self._tries(kept, request_id, attempt, once is None and method in IDEMPOTENT,
                            lambda: once is not None and once.started)

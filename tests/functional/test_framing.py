@@ -54,18 +54,29 @@ async def test_bodiless_responses_carry_no_body(raw_server, start_proxy, method,
         assert b"Content-Length: 5\r\n" in responses[1]
 
 
-async def test_interim_1xx_response_is_not_mistaken_for_the_final_one(raw_server, start_proxy):
+@pytest.mark.parametrize(("client", "passed_on"), [(b"HTTP/1.1", True), (b"HTTP/1.0", False)])
+async def test_interim_1xx_responses_are_passed_on_and_not_mistaken_for_the_final_one(raw_server, start_proxy,
+                                                                                       client, passed_on):
+    # RFC 9110 §15.2: a proxy forwards 1xx responses (here a 102 and a 103, by the header rules of
+    # any response), but none to an HTTP/1.0 client; a 100 Continue the proxy did not ask for is dropped.
     async def upstream(reader, writer):
         await read_request_head(reader)
-        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n")
+        writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        writer.write(b"HTTP/1.1 102 Processing\r\n\r\n")
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\nConnection: X-Hop\r\n"
+                     b"X-Hop: 1\r\nKeep-Alive: timeout=5\r\n\r\n")
         writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal")
         await writer.drain()
 
     server = await raw_server(upstream)
     proxy = await start_proxy(config_yaml(server.url))
-    reply = await raw_exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-    assert reply.startswith(b"HTTP/1.1 200 OK\r\n")
-    assert reply.endswith(b"\r\n\r\nfinal")
+    reply = await raw_exchange(proxy.port, b"GET / " + client + b"\r\nHost: x\r\nConnection: close\r\n\r\n")
+    interims = (b"HTTP/1.1 102 Processing\r\nVia: 1.1 errorproxy\r\n\r\n"
+                b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\nVia: 1.1 errorproxy\r\n\r\n")
+    final = reply.removeprefix(interims) if passed_on else reply
+    assert reply.startswith(interims) == passed_on, reply
+    assert final.startswith(client + b" 200 OK\r\n") and final.endswith(b"\r\n\r\nfinal"), reply
+    assert b"100 Continue" not in reply and b"X-Hop" not in reply and b"Keep-Alive" not in reply
 
 
 @pytest.mark.parametrize(("parts", "via"), [
@@ -87,6 +98,8 @@ async def test_via_names_the_version_of_the_final_response(raw_server, start_pro
     server = await raw_server(upstream)
     proxy = await start_proxy(config_yaml(server.url))
     reply = await raw_exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    if reply.startswith(b"HTTP/1.1 103 "):  # passed on first
+        reply = reply.partition(b"\r\n\r\n")[2]
     assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and reply.endswith(b"\r\n\r\nfinal")
     assert b"\r\nVia: " + via + b"\r\n" in reply
 
