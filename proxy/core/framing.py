@@ -76,7 +76,8 @@ def method_error(method: str) -> errors.ProxyError | None:
     return errors.MethodNotAllowed() if method == "CONNECT" else None
 
 
-def coding_error(version: tuple[int, int], headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> errors.ProxyError | None:
+def coding_error(version: tuple[int, int],
+                 headers: CIMultiDictProxy[str] | CIMultiDict[str]) -> errors.ProxyError | None:
     """None, unless Transfer-Encoding is other than `chunked` alone (RFC 9112 §6.1).
 
     On HTTP/1.0 it puts the framing in doubt: 400. `chunked` twice: 400, as

@@ -30,7 +30,7 @@ from ..locks import Locks
 from ..observe import metrics
 from ..observe.accesslog import AccessLog, Exchange
 from ..upstream import Response, Upstreams, read_capped
-from . import cors, maintenance, websocket
+from . import cors, hops, maintenance, websocket
 from .aiohttp_responses import write_interim, write_rendered
 from .body import RequestBody
 from .guard import Guard
@@ -148,6 +148,11 @@ class Proxy:
             allow_underscores=self.settings.allow_underscores_in_headers,
         )
         target = upstream_target(target, path, route.strip_prefix)
+        method = request.method
+        if method in hops.METHODS and (count := request.headers.get(hops.MAX_FORWARDS)) is not None:
+            answered = await hops.answer_or_count(request, route, outgoing, count)
+            if answered is not None:
+                return answered  # its hops ran out here
         if websocket.is_upgrade(request):
             return await websocket.relay(request, self.upstreams, upstream, target, outgoing,
                                          exchange.request_id, keep_host)
@@ -162,7 +167,7 @@ class Proxy:
         try:
             # RFC 9110 §15.2: a proxy passes interim responses on, to a client that speaks HTTP/1.1.
             interim = partial(_pass_interim, request) if request.version >= (1, 1) else None
-            upstream_response = await self.upstreams.send(upstream, request.method, target, outgoing, body,
+            upstream_response = await self.upstreams.send(upstream, method, target, outgoing, body,
                                                           request_id=exchange.request_id, keep_host=keep_host,
                                                           interim=interim)
             exchange.answered(upstream_response.status)

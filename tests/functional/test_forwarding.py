@@ -198,3 +198,41 @@ async def test_an_answer_before_the_body_was_read_leaves_the_rest_drained_withou
                 assert await response.text() == "early"
     assert time.monotonic() - began < 5, "a drain waited out lingering_time"
     assert "Unhandled exception" not in proxy.log()  # and no traceback: start_proxy checks every log for one
+
+
+async def test_max_forwards_is_counted_down_and_at_zero_the_proxy_answers(raw_server, start_proxy):
+    # RFC 9110 §7.6.2: an OPTIONS or TRACE goes on with Max-Forwards one lower; at 0 the proxy
+    # answers it as its final recipient: OPTIONS with Allow, TRACE with the request echoed, but
+    # never its credentials. Other methods, and a value that is not a count, pass as they came.
+    seen = []
+
+    async def upstream(reader, writer):
+        seen.append(await read_request_head(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nupstream")
+        await writer.drain()
+
+    server = await raw_server(upstream)
+    proxy = await start_proxy(config_yaml(server.url).replace("match: {path_prefix: /}",
+                                                              "match: {path_prefix: /, methods: [GET, OPTIONS, TRACE]}"))
+
+    async def ask(method: bytes, count: bytes, extra: bytes = b"") -> tuple[bytes, bytes]:
+        reply = await raw_exchange(proxy.port, method + b" /x?y=1 HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: " + count
+                                   + b"\r\n" + extra + b"Connection: close\r\n\r\n")
+        head, _, body = reply.partition(b"\r\n\r\n")
+        return head, body
+
+    head, body = await ask(b"OPTIONS", b"0")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nAllow: GET, OPTIONS, TRACE\r\n" in head, head
+    assert body == b"" and seen == []
+    head, body = await ask(b"TRACE", b"0", b"X-A: 1\r\nCookie: session=secret\r\nAuthorization: Basic c2VjcmV0\r\n")
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"\r\nContent-Type: message/http\r\n" in head, head
+    assert body.startswith(b"TRACE /x?y=1 HTTP/1.1\r\nHost: a.test\r\nMax-Forwards: 0\r\nX-A: 1\r\n"), body
+    assert b"secret" not in body and b"c2VjcmV0" not in body and seen == []
+    for method, count, sent in ((b"OPTIONS", b"3", b"\r\nMax-Forwards: 2\r\n"),
+                                (b"TRACE", b"1", b"\r\nMax-Forwards: 0\r\n"),
+                                (b"OPTIONS", b"x", b"\r\nMax-Forwards: x\r\n"),
+                                (b"GET", b"0", b"\r\nMax-Forwards: 0\r\n")):
+        seen.clear()
+        head, body = await ask(method, count)
+        assert body == b"upstream", (method, count, head)
+        assert sent in seen[0], (method, count, seen)

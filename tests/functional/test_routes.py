@@ -115,6 +115,7 @@ routes:
     for host in (b"admin.example.com.", b"ADMIN.example.com.:8080"):
         reply = await raw_exchange(proxy.port, b"GET /x HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n")
         assert reply.startswith(b"HTTP/1.1 200 OK\r\n") and reply.endswith(b"\r\n\r\nadmin"), (host, reply)
-    reply = await raw_exchange(proxy.port, b"GET http://admin.example.com./x HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n")
+    reply = await raw_exchange(proxy.port, b"GET http://admin.example.com./x HTTP/1.1\r\nHost: other\r\n"
+                                           b"Connection: close\r\n\r\n")
     assert reply.endswith(b"\r\n\r\nadmin"), reply
     assert [name for name, _ in seen] == ["admin", "admin", "admin"]
