@@ -97,6 +97,29 @@ def host_name(host_header: str | None) -> str:
     return host[:-1] if host.endswith(".") else host
 
 
+_HOSTS: dict[str | None, str | None] = {}  # Host values seen: each one's name, or None when it is not valid
+_HOSTS_KEPT = 1024  # at most; past it they are forgotten, all at once
+
+
+def host_of(value: str | None) -> str | None:
+    """The name a Host value routes on (`host_name`), or None when it is not a host and
+    optional port (`host_is_valid`); "" for none. Remembered: most requests repeat a few.
+
+    >>> host_of("Example.com:8080"), host_of("a b"), host_of(None)
+    ('example.com', None, '')
+    """
+    name = _HOSTS.get(value, _UNSEEN)
+    if name is _UNSEEN:
+        name = host_name(value) if value is None or host_is_valid(value) else None
+        if len(_HOSTS) >= _HOSTS_KEPT:
+            _HOSTS.clear()
+        _HOSTS[value] = name
+    return name  # type: ignore[return-value]
+
+
+_UNSEEN = object()
+
+
 def _host_matches(pattern: str, host: str) -> bool:
     if pattern.startswith("*."):
         return host.endswith(pattern[1:]) and len(host) > len(pattern) - 1

@@ -24,7 +24,7 @@ from multidict import CIMultiDictProxy, istr
 from ..core import errors, headers, trace
 from ..core.problem import Problem
 from ..core.rewrite import body_cap, rewrite
-from ..core.routing import Router, host_is_valid, host_name, normalize_path, split_target, upstream_target
+from ..core.routing import Router, host_of, normalize_path, split_target, upstream_target
 from ..core.settings import Route, Settings
 from ..locks import Locks
 from ..observe import metrics
@@ -72,8 +72,9 @@ class Proxy:
         except ValueError:
             authority, target = None, None
         host = authority if authority is not None else incoming.get(hdrs.HOST)
+        name = host_of(host)  # None: Host is not a host[:port]
         path = normalize_path(target) if target is not None else ""
-        route = self.router.match(host_name(host), path, method) if target is not None else None
+        route = self.router.match(name or "", path, method) if target is not None else None
         traceparent = incoming.getall(_TRACEPARENT, None)
         exchange = Exchange(request_id, method, target or request.raw_path, route,
                             trace.from_headers(traceparent) if traceparent else None)
@@ -81,7 +82,7 @@ class Proxy:
         try:
             if target is None:
                 raise errors.BadRequest("The request target is neither a path nor an http(s) URL with a host.")
-            if authority is None and host is not None and not host_is_valid(host):
+            if name is None:
                 raise errors.BadRequest("The Host header is not a host name or address with an optional port.")
             if route is None:
                 raise errors.NoRoute()
