@@ -8,7 +8,7 @@ import gc
 import logging
 import os
 import sys
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from . import __version__
 from .config.loader import ConfigError
@@ -99,6 +99,8 @@ def _run(args: argparse.Namespace) -> int:
     settings, warnings = loaded
     try:
         workers = _workers(args)
+        _log_level(os.environ)
+        _loop_name(os.environ)
     except ValueError as exc:
         print(f"errorproxy run: {exc}", file=sys.stderr)
         return 2
@@ -140,6 +142,44 @@ def _run(args: argparse.Namespace) -> int:
         print(f"errorproxy run: cannot listen on {where}: {reason}", file=sys.stderr)
         return 1
     return 0
+
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+_LOOPS = ("uvloop", "asyncio")
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    """ERRORPROXY_LOG_LEVEL, upper-cased; INFO when unset or empty.
+
+    >>> _log_level({"ERRORPROXY_LOG_LEVEL": "debug"}), _log_level({"ERRORPROXY_LOG_LEVEL": ""})
+    ('DEBUG', 'INFO')
+    >>> _log_level({"ERRORPROXY_LOG_LEVEL": "LOUD"})
+    Traceback (most recent call last):
+    ValueError: ERRORPROXY_LOG_LEVEL: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR
+    """
+    value = env.get("ERRORPROXY_LOG_LEVEL", "").strip()
+    if not value:
+        return "INFO"
+    if value.upper() not in _LOG_LEVELS:
+        raise ValueError(f"ERRORPROXY_LOG_LEVEL: {value!r} is not one of {', '.join(_LOG_LEVELS)}")
+    return value.upper()
+
+
+def _loop_name(env: Mapping[str, str]) -> str:
+    """ERRORPROXY_LOOP, lower-cased; uvloop when unset or empty.
+
+    >>> _loop_name({}), _loop_name({"ERRORPROXY_LOOP": "AsyncIO"})
+    ('uvloop', 'asyncio')
+    >>> _loop_name({"ERRORPROXY_LOOP": "bogus"})
+    Traceback (most recent call last):
+    ValueError: ERRORPROXY_LOOP: 'bogus' is not one of uvloop, asyncio
+    """
+    value = env.get("ERRORPROXY_LOOP", "").strip()
+    if not value:
+        return "uvloop"
+    if value.lower() not in _LOOPS:
+        raise ValueError(f"ERRORPROXY_LOOP: {value!r} is not one of {', '.join(_LOOPS)}")
+    return value.lower()
 
 
 def _workers(args: argparse.Namespace) -> int:
@@ -263,7 +303,7 @@ def _setup_logging(worker: bool = False) -> None:
     # A worker's lines carry its pid: several processes share one stderr.
     name = "%(name)s[%(process)d]" if worker else "%(name)s"
     logging.basicConfig(
-        level=os.environ.get("ERRORPROXY_LOG_LEVEL", "INFO").upper(),
+        level=_log_level(os.environ),
         format=f"%(asctime)s %(levelname)s {name}: %(message)s",
         stream=sys.stderr,
     )
@@ -274,7 +314,7 @@ def _setup_logging(worker: bool = False) -> None:
 
 def _run_loop(coro) -> None:
     """uvloop where installed, unless ERRORPROXY_LOOP=asyncio asks for asyncio's own loop."""
-    if os.environ.get("ERRORPROXY_LOOP", "uvloop").lower() != "asyncio":
+    if _loop_name(os.environ) != "asyncio":
         try:
             import uvloop
         except ImportError:

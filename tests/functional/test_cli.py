@@ -15,6 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.conftest import config_yaml
+
 
 # What this module tests lies past the request parser: it runs once, on aiohttp's
 # C parser (the default), not again on the pure-Python one.
@@ -368,3 +370,21 @@ async def test_demo_serves_through_the_proxy_and_stops_on_sigterm(demo):
     # The demo's /crash body is logged (quoted, on one line) on purpose; a traceback of our own starts a line.
     assert not [line for line in log.splitlines() if line.startswith("Traceback")], log
     assert "stopped" in log
+
+
+@pytest.mark.parametrize(("name", "value", "allowed"), [
+    ("ERRORPROXY_LOG_LEVEL", "LOUD", "DEBUG, INFO, WARNING, ERROR"),
+    ("ERRORPROXY_LOG_LEVEL", "10", "DEBUG, INFO, WARNING, ERROR"),
+    ("ERRORPROXY_LOOP", "bogus", "uvloop, asyncio"),
+])
+def test_a_bad_log_level_or_loop_is_one_line_naming_it(name, value, allowed):
+    # It was a traceback (the log level), or nothing at all (the loop: uvloop, silently).
+    result = subprocess.run([sys.executable, "-m", "proxy", "run", "--upstream", "http://127.0.0.1:9"],
+                            capture_output=True, text=True, timeout=30, env={**_env(), name: value}, cwd=ROOT)
+    assert result.returncode == 2
+    assert result.stderr == f"errorproxy run: {name}: {value!r} is not one of {allowed}\n"
+
+
+async def test_an_empty_log_level_counts_as_unset(start_proxy):
+    proxy = await start_proxy(config_yaml("http://127.0.0.1:9"), env={"ERRORPROXY_LOG_LEVEL": ""})
+    assert " INFO errorproxy: errorproxy listening on " in proxy.log()
