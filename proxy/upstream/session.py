@@ -39,6 +39,15 @@ async def _on_dial_end(session: object, context: object, params: object) -> None
     _dialing.set(False)
 
 
+async def _refuse_redirect(session: object, context: object, params: aiohttp.TraceRequestRedirectParams) -> None:
+    # ws_connect follows redirects, and takes no allow_redirects: a redirect is the upstream's
+    # answer to the handshake, raised as one, or the proxy would go wherever Location points.
+    response = params.response
+    response.release()
+    raise aiohttp.WSServerHandshakeError(response.request_info, response.history, status=response.status,
+                                         message="a redirect, not followed", headers=response.headers)
+
+
 def _dial_trace() -> aiohttp.TraceConfig:
     # The hooks run in the requesting task, so they set `_dialing` in its context;
     # each try starts from False, whatever an earlier try's dial left behind.
@@ -46,6 +55,7 @@ def _dial_trace() -> aiohttp.TraceConfig:
     trace.on_request_start.append(_on_dial_end)
     trace.on_connection_create_start.append(_on_dial_start)
     trace.on_connection_create_end.append(_on_dial_end)
+    trace.on_request_redirect.append(_refuse_redirect)
     return trace
 
 

@@ -180,7 +180,7 @@ class Upstreams:
                 except aiohttp.WSServerHandshakeError as exc:
                     answered = Outcome.FAILED if exc.status >= 500 else Outcome.ANSWERED
                     kept.report(index, answered, exc.status, request_id)
-                    if exc.status >= 400:
+                    if exc.status >= 300:  # a redirect (never followed: `session`) or a refusal
                         keep = tuple(actionable(exc.headers)) if exc.headers is not None else ()
                         raise errors.UpgradeRefused(exc.status, keep) from exc
                     raise map_failure(exc, upstream, request_id) from exc

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 from aiohttp import WSMsgType, web
 
-from tests.conftest import config_yaml
+from tests.conftest import config_yaml, raw_exchange
 
 
 def _ws_app(events: list) -> web.Application:
@@ -87,6 +87,39 @@ async def test_upgrade_answered_without_101_is_a_502_problem(aiohttp_server, sta
     refused = await _refused_upgrade(aiohttp_server, start_proxy, not_websocket)
     assert refused.status == 502
     assert refused.headers["Proxy-Status"] == "errorproxy; error=http_upgrade_failed"
+
+
+async def test_upgrade_answered_with_a_redirect_is_not_followed_but_passed_on(aiohttp_server, start_proxy):
+    # Followed, a redirect sent the proxy's handshake wherever Location pointed, past every route.
+    elsewhere = []
+
+    async def echo(request):
+        elsewhere.append(request.path)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.close()
+        return ws
+
+    other = web.Application()
+    other.router.add_get("/echo", echo)
+    target = await aiohttp_server(other)
+
+    async def moved(request):
+        raise web.HTTPFound(str(target.make_url("/echo")))
+
+    app = web.Application()
+    app.router.add_get("/ws", moved)
+    server = await aiohttp_server(app)
+    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    # A raw handshake: aiohttp's client would follow the 302 itself.
+    reply = await raw_exchange(proxy.port, b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                                           b"Connection: Upgrade, close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                                           b"Sec-WebSocket-Version: 13\r\n\r\n")
+    head = reply.partition(b"\r\n\r\n")[0]
+    assert head.startswith(b"HTTP/1.1 302 "), reply
+    assert b"\r\nLocation: " + str(target.make_url("/echo")).encode() + b"\r\n" in head
+    assert b"\r\nProxy-Status: errorproxy; received-status=302\r\n" in head
+    assert elsewhere == []
 
 
 async def test_upgrade_refused_by_upstream_keeps_its_status_and_challenge(aiohttp_server, start_proxy):
