@@ -94,7 +94,8 @@ class Proxy:
         except errors.ProxyError as error:
             response = self._error(request, error, exchange, route)
         except asyncio.CancelledError:
-            exchange.status = errors.ClientGone.status  # the client went away, or a stop cut the request
+            if exchange.status != 101:  # a WebSocket ends with its connection: it had its answer
+                exchange.status = errors.ClientGone.status  # the client went away, or a stop cut the request
             raise
         finally:
             finish_exchange(exchange, request, response)
@@ -155,8 +156,7 @@ class Proxy:
             if answered is not None:
                 return answered  # its hops ran out here
         if websocket.is_upgrade(request):
-            return await websocket.relay(request, self.upstreams, upstream, target, outgoing,
-                                         exchange.request_id, keep_host)
+            return await websocket.relay(request, self.upstreams, upstream, target, outgoing, exchange, keep_host)
         body = None
         if request.body_exists:
             length = request.content_length
@@ -226,9 +226,9 @@ def traced(problem: Problem, exchange: Exchange) -> Problem:
 def finish_exchange(exchange: Exchange, request: web.BaseRequest, response: web.StreamResponse | None) -> None:
     """Record what was decided: status, format and sizes (a rendered error is not sent yet:
     aiohttp writes it when the handler returns, without a body for HEAD)."""
-    bytes_in = request.content.total_bytes
+    bytes_in = request.content.total_bytes or exchange.bytes_in  # a WebSocket's messages: counted as they went
     if response is None:
-        exchange.finish(exchange.status, None, bytes_in)
+        exchange.finish(exchange.status, exchange.format, bytes_in)
     elif type(response) is ProblemResponse:  # see Proxy.handle
         body = response.body
         sent = len(body) if isinstance(body, bytes) and request.method != "HEAD" else 0

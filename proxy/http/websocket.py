@@ -18,6 +18,7 @@ from ..core.framing import is_websocket_upgrade
 from ..core.headers import downstream_response_headers
 from ..core.problem import Problem
 from ..core.settings import UpstreamSettings
+from ..observe.accesslog import Exchange
 from ..upstream import Upstreams
 from .aiohttp_private import handshake_headers
 from .render import render
@@ -39,9 +40,21 @@ def is_upgrade(request: web.BaseRequest) -> bool:
     return hdrs.UPGRADE in headers and is_websocket_upgrade(request.method, headers)  # nearly every request: no
 
 
+class RelayedWebSocket(web.WebSocketResponse):
+    """The client's side of a relayed WebSocket; logged as passed through."""
+
+    format = "passthrough"
+
+
 async def relay(request: web.BaseRequest, upstreams: Upstreams, upstream: UpstreamSettings, target: str,
-                outgoing: CIMultiDict[str], request_id: str, keep_host: bool) -> web.StreamResponse:
-    """Relay a WebSocket between the client and `upstream` (`target`: path and query there)."""
+                outgoing: CIMultiDict[str], exchange: Exchange, keep_host: bool) -> web.StreamResponse:
+    """Relay a WebSocket between the client and `upstream` (`target`: path and query there).
+
+    The exchange records the 101 once the client has it, and the message bytes
+    each way as bytes_in and bytes_out; a WebSocket that ends with its client's
+    connection is a 101 still, not a client gone before its answer.
+    """
+    request_id = exchange.request_id
     protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
     for name in _HANDSHAKE:
         outgoing.popall(name, None)
@@ -54,11 +67,12 @@ async def relay(request: web.BaseRequest, upstreams: Upstreams, upstream: Upstre
         problem = Problem(status=refused.status, detail=refused.detail, instance=request.path,
                           request_id=request_id, proxy_status=f"received-status={refused.status}")
         return render(problem, keep=refused.keep)
+    exchange.answered(101)
     handshake = handshake_headers(upstream_ws)
     extra = downstream_response_headers(handshake, "1.1") if handshake is not None else CIMultiDict()
     for name in (*_HANDSHAKE, hdrs.CONTENT_LENGTH, hdrs.CONTENT_TYPE, hdrs.DATE):
         extra.popall(name, None)
-    client_ws = web.WebSocketResponse(
+    client_ws = RelayedWebSocket(
         protocols=[upstream_ws.protocol] if upstream_ws.protocol else (),
         autoclose=False, max_msg_size=MAX_MESSAGE, compress=False,
     )
@@ -68,9 +82,11 @@ async def relay(request: web.BaseRequest, upstreams: Upstreams, upstream: Upstre
     except Exception:
         await upstream_ws.close()
         raise
+    exchange.status, exchange.format = 101, RelayedWebSocket.format
     code = WSCloseCode.OK
     try:
-        await asyncio.gather(_pump(upstream_ws, client_ws), _pump(client_ws, upstream_ws))
+        await asyncio.gather(_pump(upstream_ws, client_ws, exchange, "bytes_out"),
+                             _pump(client_ws, upstream_ws, exchange, "bytes_in"))
     except asyncio.CancelledError:
         # Cut by a stop at the end of its grace period, or the client left: "going away" to both.
         code = WSCloseCode.GOING_AWAY
@@ -81,14 +97,17 @@ async def relay(request: web.BaseRequest, upstreams: Upstreams, upstream: Upstre
     return client_ws
 
 
-async def _pump(source, sink) -> None:
-    """Relay messages from source to sink until source closes, then close sink alike."""
+async def _pump(source, sink, exchange: Exchange, counted: str) -> None:
+    """Relay messages from source to sink until source closes, then close sink alike; their
+    bytes are added to the exchange's `counted` (bytes_in or bytes_out)."""
     while True:
         message = await source.receive()
         if message.type is WSMsgType.TEXT:
             await sink.send_str(message.data)
+            setattr(exchange, counted, getattr(exchange, counted) + len(message.data.encode("utf-8", "surrogatepass")))
         elif message.type is WSMsgType.BINARY:
             await sink.send_bytes(message.data)
+            setattr(exchange, counted, getattr(exchange, counted) + len(message.data))
         elif message.type is WSMsgType.CLOSE:
             code, reason = message.data, message.extra or ""
             break

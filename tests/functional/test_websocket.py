@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
@@ -50,6 +51,34 @@ async def test_messages_flow_both_ways_and_server_close_code_is_kept(aiohttp_ser
             assert closing.data == 4001
             assert closing.extra == "server says bye"
     assert events[0] == ("protocol", "hot-reload.v2", "session=s1")
+
+
+@pytest.mark.parametrize("closes", ["server", "client"])
+async def test_a_websocket_is_logged_as_a_101_with_its_message_bytes(aiohttp_server, start_proxy, closes):
+    # It was logged (and counted in metrics) as a 499, a client gone before its answer, with no bytes.
+    events: list = []
+    server = await aiohttp_server(_ws_app(events))
+    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    async with aiohttp.ClientSession() as client:
+        async with client.ws_connect(proxy.url + "/ws", headers={"X-Request-ID": "ws-" + closes}) as ws:
+            await ws.send_str("hé")  # 3 bytes; its echo "echo:hé" 8
+            assert (await ws.receive(timeout=5)).data == "echo:hé"
+            await ws.send_bytes(b"\x00\x01\x02")
+            assert (await ws.receive(timeout=5)).data == b"\x02\x01\x00"
+            if closes == "server":
+                await ws.send_str("please close")  # 12 bytes
+                assert (await ws.receive(timeout=5)).type is WSMsgType.CLOSE
+    sent = 3 + 3 + (12 if closes == "server" else 0)
+    for _ in range(50):
+        records = [json.loads(line) for line in proxy.log().splitlines()
+                   if line.startswith("{") and json.loads(line).get("request_id") == "ws-" + closes]
+        if records:
+            break
+        await asyncio.sleep(0.1)
+    assert len(records) == 1, proxy.log()
+    record = records[0]
+    assert (record["status"], record["upstream_status"], record["format"]) == (101, 101, "passthrough"), record
+    assert (record["bytes_in"], record["bytes_out"]) == (sent, 8 + 3), record
 
 
 async def test_client_close_code_reaches_upstream(aiohttp_server, start_proxy):
