@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from yarl import URL
@@ -77,6 +78,11 @@ def check_listener_tls(check: Checker, value: Any, listen: Address | UnixAddress
                        redirect_port=redirect_port)
 
 
+# A host to dial: a DNS name (as RFC 1123 spells it, with the _ some internal names hold), an IPv4
+# address, or an IPv6 one (yarl gives it without its brackets).
+_DIAL_HOST = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.-]*[A-Za-z0-9_])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.%A-Za-z]*")
+
+
 def check_target(check: Checker, path: str, value: Any) -> URL | None:
     """An upstream URL: http(s)://HOST[:PORT][/base] or unix:/PATH[:/base]."""
     try:
@@ -91,6 +97,9 @@ def check_target(check: Checker, path: str, value: Any) -> URL | None:
         if "@" in url.raw_authority:
             # They would travel in the Host header; credentials belong in headers the upstream checks.
             check.fail(path, value, "must not hold credentials (user:password@)")
+            return None
+        if not _DIAL_HOST.fullmatch(url.raw_host or ""):
+            check.fail(path, value, "has a host that is neither a name (letters, digits, - . _) nor an IP address")
             return None
         return url
     check.fail(path, value, f"is not an upstream URL ({_TARGET_SHAPES})")

@@ -141,6 +141,18 @@ BAD_CONFIGS = [
         id="upstream-with-credentials",
     ),
     pytest.param(
+        changed(("upstreams.legacy.url", "http://legacy internal:80")),
+        ['upstreams.legacy.url: "http://legacy internal:80" has a host that is neither a name (letters, digits, - . _) '
+         'nor an IP address'],
+        id="upstream-host-with-a-space",
+    ),
+    pytest.param(
+        changed(("upstreams.legacy.url", "http://-legacy-:80")),
+        ['upstreams.legacy.url: "http://-legacy-:80" has a host that is neither a name (letters, digits, - . _) '
+         'nor an IP address'],
+        id="upstream-host-with-hyphens-at-its-ends",
+    ),
+    pytest.param(
         changed(("upstreams.legacy", {"read_timeout": "5s"})),
         ["upstreams.legacy.url: missing: an upstream needs a url (http://HOST:PORT) or targets"],
         id="upstream-without-url",
