@@ -113,6 +113,7 @@ NO_BODY = EMPTY_PAYLOAD  # the body of every request that has none: one object, 
 
 # What a queued request is when the parser refused it (answered by `handle_error`): `isinstance(message, REFUSAL)`.
 REFUSAL = web_protocol._ErrInfo
+REFUSED_METHOD = web_protocol.ERROR.method  # the method of the request aiohttp makes up to answer a refusal
 
 
 def refusal(status: int, exc: BaseException, message: str) -> QueuedRequest:

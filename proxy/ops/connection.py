@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from aiohttp import web
 from aiohttp.http_exceptions import BadHttpMethod, InvalidURLError, LineTooLong, TransferEncodingError
@@ -46,6 +46,7 @@ from ..core.settings import ServerSettings
 from ..http import aiohttp_private as private
 from ..http.aiohttp_loop import DirectStart
 from ..http.render import render
+from ..observe.accesslog import Exchange
 from .tuning import count_connection
 
 log = logging.getLogger("errorproxy")
@@ -64,10 +65,12 @@ class ClientConnection(DirectStart):
     """One client connection: aiohttp's handler plus deadlines and one verdict on request framing."""
 
     __slots__ = ("_header_timeout", "_header_timer", "_header_due", "_header_due_at", "_armed_at", "_send_timeout",
-                 "_send_timer", "_queue", "_body", "_carry", "_refused", "_python_parser", "_max_line")
+                 "_send_timer", "_queue", "_body", "_carry", "_refused", "_python_parser", "_max_line", "_record")
 
-    def __init__(self, manager: web.Server, *, limits: ServerSettings, **kwargs: Any) -> None:
+    def __init__(self, manager: web.Server, *, limits: ServerSettings,
+                 refused: Callable[[Exchange], None] | None = None, **kwargs: Any) -> None:
         super().__init__(manager, **kwargs)
+        self._record = refused  # told each request answered by `handle_error`, for the access log and metrics
         self._header_timeout = limits.header_timeout
         self._header_timer: asyncio.TimerHandle | None = None
         self._header_due = False  # a request's head is awaited, by `_header_due_at`
@@ -270,4 +273,10 @@ class ClientConnection(DirectStart):
         problem = Problem.from_error(error, instance=None, request_id=rid)
         response = render(problem, keep=error.keep)
         response.force_close()
+        if self._record is not None:
+            # A request refused as it was parsed has no method or target to log ("-"); aiohttp made one up.
+            parsed = request.method != private.REFUSED_METHOD
+            exchange = Exchange(rid, request.method if parsed else "-", request.raw_path if parsed else "-", None)
+            exchange.finish(error.status, response.format, 0, len(response.body))
+            self._record(exchange)
         return response

@@ -18,6 +18,8 @@ from aiohttp.web_protocol import RequestHandler
 
 from ..core.settings import ServerSettings
 from ..http import aiohttp_private as private
+from ..observe import metrics
+from ..observe.accesslog import Exchange
 from .admin import Admin, Readiness
 from .connection import ClientConnection
 from .listeners import https_port, remove_socket, start_public, start_redirect
@@ -34,7 +36,11 @@ _CUT_GRACE = 2.0  # seconds for cut requests to finish closing (a WebSocket's cl
 
 
 class ProxyServer(web.Server):
-    def __init__(self, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]], limits: ServerSettings) -> None:
+    """aiohttp's server of `ClientConnection`s; `refused` records each request refused as it was
+    parsed (in the access log and the metrics: the handler never sees those)."""
+
+    def __init__(self, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]], limits: ServerSettings,
+                 refused: Callable[[Exchange], None] | None = None) -> None:
         super().__init__(
             handler,
             # A client that goes away cancels its handler, and so its upstream request.
@@ -48,10 +54,11 @@ class ProxyServer(web.Server):
             access_log=None,
         )
         self._limits = limits
+        self._refused = refused
 
     def __call__(self) -> RequestHandler:
         loop, kwargs = private.handler_arguments(self)
-        return ClientConnection(self, loop=loop, limits=self._limits, **kwargs)
+        return ClientConnection(self, loop=loop, limits=self._limits, refused=self._refused, **kwargs)
 
 
 async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[list[str]], None] | None = None,
@@ -74,7 +81,11 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
     # Handlers before listening: a signal that arrives once "listening" is logged must find them.
     uninstall_signals = install_signals(
         loop, stop.set, reloader and (lambda: _start(background, reloader.reload("SIGHUP"))))
-    server = ProxyServer(holder.handle, limits)
+    def refused(exchange: Exchange) -> None:
+        metrics.observe(exchange)
+        holder.current.access_log.write(exchange)
+
+    server = ProxyServer(holder.handle, limits, refused)
     runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=limits.shutdown_timeout)
     readiness = Readiness(lambda: holder.current.settings, lambda: holder.current.upstreams,
                           switches=lambda: holder.current.switches)

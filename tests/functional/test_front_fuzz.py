@@ -3,7 +3,8 @@
 Generated raw requests (bench/fuzzgen.py: odd request lines, header sections and bodies,
 pipelined, split, cut short, closed early) go to the proxy in front of an upstream that
 never fails, so the proxy has no upstream fault to report: no answer may be a 5xx (505,
-for a request line that is not HTTP/1.x, is meant), every answer must be whole HTTP/1.x
+for a request line that is not HTTP/1.x, and 501, for a transfer coding other than
+chunked, are meant), every answer must be whole HTTP/1.x
 responses, every connection must end within seconds, the proxy's log must show no
 exception nobody handled, and a plain GET must still get its 200 afterwards.
 

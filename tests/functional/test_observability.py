@@ -20,7 +20,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 import proxy
-from tests.conftest import RunningProxy, config_yaml
+from tests.conftest import RunningProxy, config_yaml, raw_exchange
 
 
 # What this module tests lies past the request parser: it runs once, on aiohttp's
@@ -393,3 +393,22 @@ async def wait_for_text(proxy: RunningProxy, text: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{text!r} not logged:\n{proxy.log()}")
         await asyncio.sleep(0.05)
+
+
+async def test_requests_refused_as_they_are_parsed_are_logged_and_counted(start_proxy, upstream):
+    # The parser's refusals never reach the handler: they were in neither the access log nor the metrics.
+    proxy = await start_proxy(config_yaml(upstream))
+    admin = await admin_url(proxy)
+    for request in (b"get /x HTTP/1.1\r\nHost: a\r\n\r\n", b"GET /x HTTP/1.1\r\nHost: a\r\nContent-Length: x\r\n\r\n",
+                    b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: a\r\n\r\n"):
+        reply = await raw_exchange(proxy.port, request)
+        assert reply.startswith((b"HTTP/1.1 400 ", b"HTTP/1.1 414 ")), reply[:100]
+    lines = await wait_for_lines(proxy, 3)
+    records = [json.loads(line) for line in lines]
+    assert [(r["method"], r["path"], r["status"], r["format"], r["route"]) for r in records] == [
+        ("-", "-", 400, "json", None), ("-", "-", 400, "json", None), ("-", "-", 414, "json", None)]
+    assert all(r["bytes_out"] > 0 for r in records)
+    async with aiohttp.ClientSession() as client:
+        requests = series(await scrape(client, admin), "errorproxy_requests_total")
+    assert requests[labels(method="OTHER", route="-", status="400")] == 2
+    assert requests[labels(method="OTHER", route="-", status="414")] == 1
