@@ -36,7 +36,7 @@ from .body import RequestBody
 from .guard import Guard
 from .pages import Pages
 from .passthrough import stream_back
-from .render import ProblemResponse, Shape, render
+from .render import Origin, ProblemResponse, Shape, render
 
 log = logging.getLogger("errorproxy")
 
@@ -119,10 +119,15 @@ class Proxy:
                route: Route | None) -> ProblemResponse:
         """The proxy's own error, in the route's shape when the route rewrites proxy errors."""
         problem = traced(Problem.from_error(error, instance=request.path, request_id=exchange.request_id), exchange)
+        origin: Origin = "proxy"
+        if isinstance(error, errors.UpgradeRefused):
+            # The upstream's answer to a WebSocket handshake, whose body aiohttp does not read: its
+            # status and actionable headers, in the route's shape for upstream errors.
+            origin, problem.proxy_status, exchange.intercepted = "upstream", f"received-status={error.status}", True
         shape = self._shape(route)
         if error.page is not None:
             shape = dataclasses.replace(shape, template=error.page)
-        response = render(problem, shape, origin="proxy", accept=request.headers.get(hdrs.ACCEPT),
+        response = render(problem, shape, origin=origin, accept=request.headers.get(hdrs.ACCEPT),
                           accept_language=request.headers.get(hdrs.ACCEPT_LANGUAGE, ""),
                           method=request.method, path=request.path, keep=error.keep)
         if error.closes_connection:

@@ -16,12 +16,10 @@ from multidict import CIMultiDict
 from ..core import errors
 from ..core.framing import is_websocket_upgrade
 from ..core.headers import downstream_response_headers
-from ..core.problem import Problem
 from ..core.settings import UpstreamSettings
 from ..observe.accesslog import Exchange
 from ..upstream import Upstreams
 from .aiohttp_private import handshake_headers
-from .render import render
 
 log = logging.getLogger("errorproxy.websocket")
 
@@ -63,10 +61,8 @@ async def relay(request: web.BaseRequest, upstreams: Upstreams, upstream: Upstre
                                                         max_message=MAX_MESSAGE, request_id=request_id,
                                                         keep_host=keep_host)
     except errors.UpgradeRefused as refused:
-        # The client gets the upstream's status and what it needs to act on it.
-        problem = Problem(status=refused.status, detail=refused.detail, instance=request.path,
-                          request_id=request_id, proxy_status=f"received-status={refused.status}")
-        return render(problem, keep=refused.keep)
+        exchange.answered(refused.status)
+        raise  # the handler renders it in the route's shape, as the upstream's error
     exchange.answered(101)
     handshake = handshake_headers(upstream_ws)
     extra = downstream_response_headers(handshake, "1.1") if handshake is not None else CIMultiDict()

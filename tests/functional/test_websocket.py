@@ -12,6 +12,11 @@ from aiohttp import WSMsgType, web
 from tests.conftest import config_yaml, raw_exchange
 
 
+# A WebSocket handshake on one connection that closes after the answer: its head but for the blank line.
+HANDSHAKE = (b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade, close\r\n"
+             b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n")
+
+
 def _ws_app(events: list) -> web.Application:
     async def handler(request):
         ws = web.WebSocketResponse(protocols=("hot-reload.v2",))
@@ -141,14 +146,38 @@ async def test_upgrade_answered_with_a_redirect_is_not_followed_but_passed_on(ai
     server = await aiohttp_server(app)
     proxy = await start_proxy(config_yaml(str(server.make_url(""))))
     # A raw handshake: aiohttp's client would follow the 302 itself.
-    reply = await raw_exchange(proxy.port, b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                                           b"Connection: Upgrade, close\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                                           b"Sec-WebSocket-Version: 13\r\n\r\n")
+    reply = await raw_exchange(proxy.port, HANDSHAKE + b"\r\n")
     head = reply.partition(b"\r\n\r\n")[0]
     assert head.startswith(b"HTTP/1.1 302 "), reply
     assert b"\r\nLocation: " + str(target.make_url("/echo")).encode() + b"\r\n" in head
     assert b"\r\nProxy-Status: errorproxy; received-status=302\r\n" in head
     assert elsewhere == []
+
+
+async def test_upgrade_refused_by_upstream_takes_the_routes_shape_and_is_logged_as_answered(aiohttp_server,
+                                                                                             start_proxy):
+    # Rendered as the upstream's error in the route's shape, negotiated on Accept as any error is;
+    # it was plain problem+json whatever the route and the client, logged with no upstream status.
+    async def forbidden(request):
+        return web.Response(status=403, text="members only")
+
+    app = web.Application()
+    app.router.add_get("/ws", forbidden)
+    server = await aiohttp_server(app)
+    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    reply = await raw_exchange(proxy.port, HANDSHAKE + b"Accept: text/html\r\nX-Request-ID: ws-403\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 403 "), reply
+    assert b"\r\nContent-Type: text/html; charset=utf-8\r\n" in head and b"\r\nVary: Accept\r\n" in head, head
+    assert b"<html" in body.lower()
+    for _ in range(50):
+        records = [json.loads(line) for line in proxy.log().splitlines()
+                   if line.startswith("{") and json.loads(line).get("request_id") == "ws-403"]
+        if records:
+            break
+        await asyncio.sleep(0.1)
+    assert [(r["status"], r["upstream_status"], r["intercepted"], r["format"]) for r in records] == [
+        (403, 403, True, "html")]
 
 
 async def test_upgrade_refused_by_upstream_keeps_its_status_and_challenge(aiohttp_server, start_proxy):
