@@ -29,6 +29,7 @@ import logging
 from typing import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, TypeVar
 
 import aiohttp
+from aiohttp import hdrs
 from multidict import CIMultiDict
 from yarl import URL
 
@@ -182,6 +183,8 @@ class Upstreams:
                     kept.report(index, answered, exc.status, request_id)
                     if exc.status >= 300:  # a redirect (never followed: `session`) or a refusal
                         keep = tuple(actionable(exc.headers)) if exc.headers is not None else ()
+                        if exc.status == 426 and exc.headers is not None:  # RFC 9110 §15.5.22: it names the protocols
+                            keep += tuple((hdrs.UPGRADE, value) for value in exc.headers.getall(hdrs.UPGRADE, ()))
                         raise errors.UpgradeRefused(exc.status, keep) from exc
                     raise map_failure(exc, upstream, request_id) from exc
                 except Exception as exc:

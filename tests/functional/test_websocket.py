@@ -188,3 +188,13 @@ async def test_upgrade_refused_by_upstream_keeps_its_status_and_challenge(aiohtt
     assert refused.status == 401
     assert refused.headers["WWW-Authenticate"] == 'Bearer realm="app"'
     assert refused.headers["Proxy-Status"] == "errorproxy; received-status=401"
+
+
+async def test_a_426_to_a_handshake_keeps_its_upgrade_header(aiohttp_server, start_proxy):
+    # RFC 9110 §15.5.22: a 426 names the protocols to switch to in Upgrade.
+    async def upgrade_required(request):
+        return web.Response(status=426, headers={"Upgrade": "websocket.v2", "Connection": "Upgrade"})
+
+    refused = await _refused_upgrade(aiohttp_server, start_proxy, upgrade_required)
+    assert refused.status == 426
+    assert refused.headers.getall("Upgrade") == ["websocket.v2"]
