@@ -94,8 +94,10 @@ class Proxy:
         except errors.ProxyError as error:
             response = self._error(request, error, exchange, route)
         except asyncio.CancelledError:
-            if exchange.status != 101:  # a WebSocket ends with its connection: it had its answer
-                exchange.status = errors.ClientGone.status  # the client went away, or a stop cut the request
+            # The client went away, or a stop cut the request: before its response started, a 499;
+            # after, the status it got stands (a stream cut short, a WebSocket ended with its connection).
+            if exchange.format is None:
+                exchange.status = errors.ClientGone.status
             raise
         finally:
             finish_exchange(exchange, request, response)

@@ -57,6 +57,8 @@ async def stream_back(request: web.BaseRequest, upstream_response: Response, exc
         response.headers["ETag"] = etag
     try:
         await response.prepare(request)
+        # The client has its status: a cut from here on (it leaves, a stop) is logged with it, as sent.
+        exchange.status, exchange.format = response.status, response.format
         if prefix:
             await response.write(prefix)
             exchange.bytes_out += len(prefix)

@@ -412,3 +412,39 @@ async def test_requests_refused_as_they_are_parsed_are_logged_and_counted(start_
         requests = series(await scrape(client, admin), "errorproxy_requests_total")
     assert requests[labels(method="OTHER", route="-", status="400")] == 2
     assert requests[labels(method="OTHER", route="-", status="414")] == 1
+
+
+async def test_a_stream_the_client_leaves_is_logged_with_the_status_it_got(start_proxy, aiohttp_server):
+    # The client had its 200 and part of the body: logged as 200 with the bytes sent, as nginx does;
+    # it was a 499, as if it had left before any answer. One that leaves before the head is a 499.
+    async def slow(request):
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await response.write(b"x" * 1000)
+        await asyncio.sleep(30)
+        return response
+
+    async def silent(request):
+        await asyncio.sleep(30)
+        return web.Response(text="late")
+
+    app = web.Application()
+    app.router.add_get("/slow", slow)
+    app.router.add_get("/silent", silent)
+    server = await aiohttp_server(app)
+    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    for path, request_id in (("/slow", "left-mid-body"), ("/silent", "left-before-head")):
+        reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+        writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\nX-Request-ID: {request_id}\r\n\r\n".encode())
+        if path == "/slow":
+            await asyncio.wait_for(reader.readuntil(b"x" * 1000), 10)
+        else:
+            await asyncio.sleep(0.3)
+        writer.close()
+    lines = await wait_for_lines(proxy, 2)
+    records = {record["request_id"]: record for record in map(json.loads, lines)}
+    left = records["left-mid-body"]
+    assert (left["status"], left["upstream_status"], left["format"]) == (200, 200, "passthrough")
+    assert left["bytes_out"] == 1000
+    early = records["left-before-head"]
+    assert (early["status"], early["format"]) == (499, None)
