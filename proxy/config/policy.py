@@ -86,12 +86,11 @@ def _statuses(check: Checker, path: str, value: Any) -> StatusSet | None:
     try:
         return StatusSet.parse(items)
     except ValueError:
-        for item in items:  # the first one that is not a status (its ValueError may be int()'s own)
+        for item in items:  # each one that is not a status (its ValueError may be int()'s own)
             try:
                 StatusSet.parse([item])
             except ValueError:
                 check.fail(path, item, "is not a status, class or range")
-                break
         return None
 
 

@@ -363,6 +363,13 @@ def test_problem_line_prefix(route, prefix):
     assert line.startswith(prefix)
 
 
+def test_every_status_that_is_not_one_is_named():
+    # Only the first was, though a check reports every problem at once.
+    assert problems("intercept: [409, 6xx, 99, 1000]") == [
+        f'routes[0].intercept: "6xx" {STATUS_HINT}', f"routes[0].intercept: 99 {STATUS_HINT}",
+        f"routes[0].intercept: 1000 {STATUS_HINT}"]
+
+
 def test_defaults_problems_name_defaults():
     assert problems(defaults="errors: [{status: 6xx}]\nformat: xml\n") == [
         'defaults.format: "xml" must be one of auto, json, html, text, passthrough',
