@@ -29,6 +29,8 @@ the canary passes on it.
     RequestHandler._request_factory,          requests made with their common answers filled in
       BaseRequest._cache, _message, _payload    (`answer_ahead`)
     StreamReader._waiter                      the lingering read of a body: does another reader still wait on it?
+    RequestHandler._process_keepalive,        header deadline: overridden in `ops.connection`, so a head begun
+      _keepalive_handle                         is bounded by header_timeout, not keepalive_timeout
 
 RequestHandler.start, aiohttp's loop over a connection's requests, and the
 _handle_request it awaits are copied whole in `aiohttp_loop` (DirectStart);

@@ -65,7 +65,8 @@ class ClientConnection(DirectStart):
     """One client connection: aiohttp's handler plus deadlines and one verdict on request framing."""
 
     __slots__ = ("_header_timeout", "_header_timer", "_header_due", "_header_due_at", "_armed_at", "_send_timeout",
-                 "_send_timer", "_queue", "_body", "_carry", "_refused", "_python_parser", "_max_line", "_record")
+                 "_send_timer", "_queue", "_body", "_carry", "_refused", "_python_parser", "_max_line", "_record",
+                 "_partial")
 
     def __init__(self, manager: web.Server, *, limits: ServerSettings,
                  refused: Callable[[Exchange], None] | None = None, **kwargs: Any) -> None:
@@ -82,6 +83,7 @@ class ClientConnection(DirectStart):
         self._queue = private.request_queue(self)  # aiohttp's, the same for the connection's life
         self._body: StreamReader | None = None  # the body of the last request parsed, until it is complete
         self._carry = b""  # the last bytes read, for a header section end split between two reads
+        self._partial = False  # the last read ended inside a request's head
         self._refused = False  # a request was refused: nothing after it is parsed
         self._python_parser = private.parses_in_python(self)  # which needs chunk sizes checked; llhttp bounds them
         if self._python_parser:
@@ -118,6 +120,8 @@ class ClientConnection(DirectStart):
             self._carry = b""  # the read ended with a head: no end of one can straddle it and the next
         else:
             self._carry = data[-3:] if len(data) >= 3 else (self._carry + data)[-3:]
+        if data:
+            self._partial = start < len(data) and ((body := self._body) is None or body.is_eof())
         if starts:
             if not parsed and not self._refused:
                 self._arm()
@@ -210,6 +214,14 @@ class ClientConnection(DirectStart):
             self._header_due = True
             if self._header_timer is None:
                 self._header_timer = loop.call_later(self._header_timeout, self._header_deadline)
+
+    def _process_keepalive(self) -> None:
+        # A request's head has begun to arrive: its header deadline applies, not keep-alive's,
+        # which is for a connection with nothing on it (nginx's client_header_timeout likewise).
+        if self._partial and self._header_due:
+            self._keepalive_handle = None
+            return
+        super()._process_keepalive()
 
     def _header_deadline(self) -> None:
         self._header_timer = None

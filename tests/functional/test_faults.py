@@ -580,6 +580,31 @@ async def test_idle_connection_is_closed_after_keepalive_timeout(aiohttp_server,
     assert received == b""
 
 
+@pytest.mark.parametrize("served_first", [False, True], ids=["fresh", "after-a-response"])
+async def test_a_head_begun_has_its_header_timeout_not_the_keepalive_one(aiohttp_server, start_proxy, served_first):
+    """Part of a head, then the rest 1.5 s later: header_timeout (3 s) bounds it, not keepalive_timeout
+    (1 s), which is for a connection with nothing on it. It was closed at the keep-alive timeout."""
+    app = web.Application()
+    app.router.add_get("/", _ok)
+    server = await aiohttp_server(app)
+    proxy = await start_proxy(config_yaml(
+        str(server.make_url("")), top="server:\n  header_timeout: 3s\n  keepalive_timeout: 1s"
+    ))
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    try:
+        if served_first:
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = await _read_reply(reader)
+            assert (reply.status, reply.body) == (200, b"ok")
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
+        await asyncio.sleep(1.5)
+        writer.write(b"\r\n")
+        reply = await _read_reply(reader)
+    finally:
+        writer.close()
+    assert (reply.status, reply.body) == (200, b"ok")
+
+
 # --- request bodies over the route's limit ----------------------------------------------------
 
 LIMITED = "max_body_size: 1MiB"
