@@ -23,7 +23,8 @@ from .aiohttp_private import handshake_headers
 
 log = logging.getLogger("errorproxy.websocket")
 
-MAX_MESSAGE = 16 * 1024 * 1024
+MAX_MESSAGE = 16 * 1024 * 1024  # the largest message relayed each way; a larger one closes with 1009
+_MAX_MSG_SIZE = MAX_MESSAGE + 1  # aiohttp refuses a message of its max_msg_size itself, not only a larger one
 # Set by each side's own handshake; copying them would confuse the other hop.
 _HANDSHAKE = {
     "Sec-WebSocket-Key", "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
@@ -58,7 +59,7 @@ async def relay(request: web.BaseRequest, upstreams: Upstreams, upstream: Upstre
         outgoing.popall(name, None)
     try:
         upstream_ws = await upstreams.connect_websocket(upstream, target, outgoing, protocols=protocols,
-                                                        max_message=MAX_MESSAGE, request_id=request_id,
+                                                        max_message=_MAX_MSG_SIZE, request_id=request_id,
                                                         keep_host=keep_host)
     except errors.UpgradeRefused as refused:
         exchange.answered(refused.status)
@@ -70,7 +71,7 @@ async def relay(request: web.BaseRequest, upstreams: Upstreams, upstream: Upstre
         extra.popall(name, None)
     client_ws = RelayedWebSocket(
         protocols=[upstream_ws.protocol] if upstream_ws.protocol else (),
-        autoclose=False, max_msg_size=MAX_MESSAGE, compress=False,
+        autoclose=False, max_msg_size=_MAX_MSG_SIZE, compress=False,
     )
     client_ws.headers.extend(extra)
     try:

@@ -198,3 +198,31 @@ async def test_a_426_to_a_handshake_keeps_its_upgrade_header(aiohttp_server, sta
     refused = await _refused_upgrade(aiohttp_server, start_proxy, upgrade_required)
     assert refused.status == 426
     assert refused.headers.getall("Upgrade") == ["websocket.v2"]
+
+
+async def test_a_message_of_16_mib_is_relayed_and_a_larger_one_is_not(aiohttp_server, start_proxy):
+    # aiohttp refuses a message of its max_msg_size, not only a larger one: 16 MiB exactly was refused.
+    async def echo(request):
+        ws = web.WebSocketResponse(max_msg_size=0)
+        await ws.prepare(request)
+        async for message in ws:
+            await ws.send_bytes(message.data)
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/ws", echo)
+    server = await aiohttp_server(app)
+    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    limit = 16 * 1024 * 1024
+    async with aiohttp.ClientSession() as client:
+        async with client.ws_connect(proxy.url + "/ws", max_msg_size=0) as ws:
+            await ws.send_bytes(b"m" * limit)
+            assert (await ws.receive(timeout=30)).data == b"m" * limit
+            try:
+                await ws.send_bytes(b"m" * (limit + 1))
+            except ConnectionError:
+                pass  # the proxy closed before the whole of it was sent
+            # Not relayed: the WebSocket ends (1009 when its close frame gets through the client's own sending).
+            ending = await ws.receive(timeout=30)
+            assert ending.type in (WSMsgType.CLOSE, WSMsgType.CLOSED, WSMsgType.ERROR), ending.type
+            assert ws.close_code in (1009, 1006)
