@@ -12,14 +12,17 @@
 The lock is held from before the guard's GET until the write's response has
 been streamed to the client, so no other write through the proxy (of this
 process, or of any replica with `lock: redis://...`) can land between the
-comparison and the write. Every refusal is a `ProxyError`, rendered like any
+comparison and the write. A client that leaves before the upstream answered
+leaves the lock held until it does (`Ticket.send`): its write may still land. Every refusal is a `ProxyError`, rendered like any
 other, logged with the request id and counted.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from typing import Awaitable
 
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
@@ -187,6 +190,36 @@ class Ticket:
         if self.held is not None:
             held, self.held = self.held, None
             await held.release()
+
+    async def send(self, sending: Awaitable[Response]) -> Response:
+        """The upstream's response to the write `sending` sends. A client that leaves before it
+        does not take the lock with it: its write may still land, so the lock is kept until the
+        upstream has answered (or failed), in a task of its own, and only then released."""
+        if self.held is None:
+            return await sending
+        task = asyncio.ensure_future(sending)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            held, self.held = self.held, None
+            settling = asyncio.ensure_future(_settle(task, held))
+            _settling.add(settling)
+            settling.add_done_callback(_settling.discard)
+            raise
+
+
+_settling: set[asyncio.Task] = set()  # writes whose clients left, each holding its lock until its answer
+
+
+async def _settle(task: asyncio.Future[Response], held: Held) -> None:
+    try:
+        response = await task
+    except BaseException:  # failed, or cut by a stop: either way the write is over
+        pass
+    else:
+        response.close()  # nobody reads it
+    finally:
+        await held.release()
 
 
 def _condition(request: web.BaseRequest, name: str, route: Route, request_id: str) -> Condition | None:

@@ -175,9 +175,9 @@ class Proxy:
         try:
             # RFC 9110 §15.2: a proxy passes interim responses on, to a client that speaks HTTP/1.1.
             interim = partial(_pass_interim, request) if request.version >= (1, 1) else None
-            upstream_response = await self.upstreams.send(upstream, method, target, outgoing, body,
-                                                          request_id=exchange.request_id, keep_host=keep_host,
-                                                          interim=interim)
+            sending = self.upstreams.send(upstream, method, target, outgoing, body, request_id=exchange.request_id,
+                                          keep_host=keep_host, interim=interim)
+            upstream_response = await (sending if ticket is None else ticket.send(sending))
             exchange.answered(upstream_response.status)
             try:
                 answered = await ticket.answer(request, upstream_response, exchange) if ticket is not None else None

@@ -269,6 +269,26 @@ async def test_a_write_waiting_past_lock_timeout_gets_503(aiohttp_server, start_
     assert legacy.documents["42"]["items"] == [1]
 
 
+async def test_a_writer_that_leaves_keeps_the_lock_until_the_upstream_answered(aiohttp_server, start_proxy):
+    # Alice's PUT reached the upstream; she left before its answer. The lock went with her, so Bob's
+    # write, checked against the old version, was let through, and Alice's then landed over it.
+    legacy = Legacy(put_delay=1.5)
+    proxy = await _guarded(aiohttp_server, start_proxy, legacy, route="concurrency: {lock_timeout: 5s}")
+    url = proxy.url + "/documents/42"
+    status, headers, _ = await _call(url)
+    etag = headers["ETag"]
+    alice = asyncio.create_task(_call(url, "PUT", json={"id": 42, "items": ["alice"]}, headers={"If-Match": etag}))
+    for _ in range(100):  # until her PUT is at the upstream
+        if legacy.writes():
+            break
+        await asyncio.sleep(0.02)
+    alice.cancel()  # she leaves
+    status, headers, body = await _call(url, "PUT", json={"id": 42, "items": ["bob"]}, headers={"If-Match": etag})
+    assert status == 412, (status, body)  # he waited for the lock, and was checked against alice's write
+    assert legacy.documents["42"]["items"] == ["alice"]
+    assert len(legacy.writes()) == 1
+
+
 async def _race(urls: list[str], clients: int) -> list[tuple[str | None, int]]:
     """`clients` edits of /documents/42, all at once: read, append one's name, write with If-Match
     (when the read gave an ETag), and on 412 read again and retry. Client i goes through urls[i % len]."""
