@@ -41,6 +41,9 @@ VERSION_STATUSES = frozenset({409, 412})
 _MAX_TEXT_DETAIL = 300
 _TAG = re.compile(r"<[^<>]{0,2000}>")
 _SPACE = re.compile(r"\s+")
+# Left in a detail once white space is one space: control characters (a NUL, a terminal's escape
+# sequences) and the marks that reorder text (a right-to-left override), which no client should show.
+_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 _TITLE = re.compile(r"<title[^>]{0,200}>([^<]{1,300})</title>", re.IGNORECASE)
 
 
@@ -162,7 +165,7 @@ def _detail(policy: ErrorPolicy, rule: ErrorRule | None, reply: UpstreamReply, p
 def _safe_text(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
-    text = _SPACE.sub(" ", value).strip()
+    text = _INVISIBLE.sub("", _SPACE.sub(" ", value)).strip()
     if not text or len(text) > _MAX_TEXT_DETAIL or not scrub.is_safe(value):
         return None
     return text

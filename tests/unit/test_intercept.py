@@ -614,3 +614,13 @@ def test_django_409_keeps_its_version():
 def test_version_fields(status, body, matched, expected):
     problem = problem_for(reply(status, body), matched)
     assert {key: value for key, value in problem.extensions.items() if key != "error"} == expected
+
+
+@pytest.mark.parametrize("body, content_type", [
+    (json.dumps({"message": "line1\nline2\u0000\u001b[31mred\u202eevil\u2066x\u2069\u0085!"}), "application/json"),
+    ("line1\nline2\x00\x1b[31mred\u202eevil\u2066x\u2069\x85!", "text/plain; charset=utf-8"),
+])
+def test_an_upstream_detail_keeps_no_control_character_nor_reordering_mark(body, content_type):
+    # NUL, a terminal escape and a right-to-left override went out as they came, in text and HTML pages.
+    problem = problem_for(reply(409, body, content_type))
+    assert problem.detail == "line1 line2[31mredevilx !"
