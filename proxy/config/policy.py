@@ -30,7 +30,8 @@ def check_policy(check: Checker, path: str, spec: dict[str, Any], base: ErrorPol
     """`base` with the keys in `spec` applied; problems go to `check`."""
     values: dict[str, Any] = {}
     if "intercept" in spec:
-        values["intercept"] = _statuses(check, f"{path}.intercept", spec["intercept"]) or base.intercept
+        intercept = _statuses(check, f"{path}.intercept", spec["intercept"], errors_only=True)
+        values["intercept"] = intercept or base.intercept
     if "origins" in spec:
         origins = spec["origins"]
         if isinstance(origins, str) and origins in _ORIGINS:  # a list or mapping is unhashable
@@ -81,17 +82,24 @@ def _json_template(check: Checker, path: str, value: Any) -> MappingProxyType | 
     return None if problems else MappingProxyType(value)
 
 
-def _statuses(check: Checker, path: str, value: Any) -> StatusSet | None:
+def _statuses(check: Checker, path: str, value: Any, errors_only: bool = False) -> StatusSet | None:
+    """A status list; with `errors_only`, of error statuses alone (what the proxy may rewrite)."""
     items = value if isinstance(value, list) else [value]
     try:
-        return StatusSet.parse(items)
+        statuses = StatusSet.parse(items)
     except ValueError:
-        for item in items:  # each one that is not a status (its ValueError may be int()'s own)
-            try:
-                StatusSet.parse([item])
-            except ValueError:
-                check.fail(path, item, "is not a status, class or range")
-        return None
+        statuses = None
+    if statuses is not None and not (errors_only and any(low < 400 or high > 599 for low, high in statuses.ranges)):
+        return statuses
+    for item in items:  # each one that is not a status (its ValueError may be int()'s own), or not an error's
+        try:
+            ((low, high),) = StatusSet.parse([item]).ranges
+        except ValueError:
+            check.fail(path, item, "is not a status, class or range")
+            continue
+        if errors_only and (low < 400 or high > 599):
+            check.fail(path, item, "is not an error status (400-599): only errors are rewritten")
+    return None
 
 
 def _size(check: Checker, path: str, value: Any, fallback: int) -> int:

@@ -363,6 +363,14 @@ def test_problem_line_prefix(route, prefix):
     assert line.startswith(prefix)
 
 
+def test_intercept_takes_error_statuses_only():
+    # A 200, a 304 or a 3xx was taken, and became a problem body at run time.
+    hint = "is not an error status (400-599): only errors are rewritten"
+    assert problems('intercept: [409, 200, 304, "3xx", "399-401"]') == [
+        f"routes[0].intercept: 200 {hint}", f"routes[0].intercept: 304 {hint}", f'routes[0].intercept: "3xx" {hint}',
+        f'routes[0].intercept: "399-401" {hint}']
+
+
 def test_every_status_that_is_not_one_is_named():
     # Only the first was, though a check reports every problem at once.
     assert problems("intercept: [409, 6xx, 99, 1000]") == [
