@@ -120,7 +120,8 @@ class Proxy:
     def _error(self, request: web.BaseRequest, error: errors.ProxyError, exchange: Exchange,
                route: Route | None) -> ProblemResponse:
         """The proxy's own error, in the route's shape when the route rewrites proxy errors."""
-        problem = traced(Problem.from_error(error, instance=request.path, request_id=exchange.request_id), exchange)
+        problem = Problem.from_error(error, instance=instance(request), request_id=exchange.request_id)
+        traced(problem, exchange)
         origin: Origin = "proxy"
         if isinstance(error, errors.UpgradeRefused):
             # The upstream's answer to a WebSocket handshake, whose body aiohttp does not read: its
@@ -131,7 +132,7 @@ class Proxy:
             shape = dataclasses.replace(shape, template=error.page)
         response = render(problem, shape, origin=origin, accept=request.headers.get(hdrs.ACCEPT),
                           accept_language=request.headers.get(hdrs.ACCEPT_LANGUAGE, ""),
-                          method=request.method, path=request.path, keep=error.keep)
+                          method=request.method, path=instance(request), keep=error.keep)
         if error.closes_connection:
             response.force_close()  # the client's framing is in doubt, or the rest of its body unwanted
         return response
@@ -203,7 +204,7 @@ class Proxy:
         raw, complete = await read_capped(upstream_response, cap)
         upstream_headers = upstream_response.headers
         problem = rewrite(route.errors, upstream_response.status, upstream_headers, raw if complete else None,
-                          instance=request.path, request_id=exchange.request_id)
+                          instance=instance(request), request_id=exchange.request_id)
         if problem is None:
             return await stream_back(request, upstream_response, exchange, route.upstream, raw, complete)
         traced(problem, exchange)
@@ -214,13 +215,27 @@ class Proxy:
         exchange.intercepted = True
         return render(problem, self._shape(route), origin="upstream", accept=request.headers.get(hdrs.ACCEPT),
                       accept_language=request.headers.get(hdrs.ACCEPT_LANGUAGE, ""),
-                      method=request.method, path=request.path, keep=headers.actionable(upstream_headers))
+                      method=request.method, path=instance(request), keep=headers.actionable(upstream_headers))
 
 
 def _pass_interim(request: web.BaseRequest, status: int, reason: str, incoming: CIMultiDictProxy[str],
                   version: str) -> None:
     """An upstream's interim response (a 103 Early Hints, say) to the client, by the header rules of any response."""
     write_interim(request, status, reason, headers.downstream_fields(incoming, version))
+
+
+def instance(request: web.BaseRequest) -> str:
+    """A problem's `instance`: the request's path as it came, a URI reference (RFC 9457 §3.1.5):
+    not percent-decoded (a decoded %3F would start a query), without query or fragment.
+
+    >>> from aiohttp.test_utils import make_mocked_request
+    >>> instance(make_mocked_request("GET", "/a%20b%2Fc%3F?x=1")), instance(make_mocked_request("GET", "http://h/p?q"))
+    ('/a%20b%2Fc%3F', '/p')
+    """
+    raw = request.raw_path
+    if not raw.startswith("/"):  # absolute form: its path
+        raw = "/" + raw.partition("://")[2].partition("/")[2]
+    return raw.partition("?")[0].partition("#")[0]
 
 
 def traced(problem: Problem, exchange: Exchange) -> Problem:

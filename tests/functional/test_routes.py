@@ -119,3 +119,28 @@ routes:
                                            b"Connection: close\r\n\r\n")
     assert reply.endswith(b"\r\n\r\nadmin"), reply
     assert [name for name, _ in seen] == ["admin", "admin", "admin"]
+
+
+async def test_a_problems_instance_is_the_path_as_it_came(raw_server, start_proxy):
+    # RFC 9457 §3.1.5: a URI reference. Decoded, "%3F" started a query and "%2F" joined two segments.
+    async def conflict(reader, writer):
+        await read_request_head(reader)
+        writer.write(b"HTTP/1.1 409 Conflict\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+        await writer.drain()
+
+    server = await raw_server(conflict)
+    proxy = await start_proxy(f"""
+listen: 127.0.0.1:0
+upstreams: {{app: "{server.url}"}}
+routes:
+  - name: docs
+    match: {{path_prefix: /docs/}}
+    upstream: app
+""")
+    for target, expected in ((b"/docs/a%20b%2Fc%3F%23?x=1", "/docs/a%20b%2Fc%3F%23"),
+                             (b"/other/a%2Fb?x=1", "/other/a%2Fb"),
+                             (b"http://a.test/docs/x%3Fy?z", "/docs/x%3Fy")):
+        request = b"GET " + target + b" HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n"
+        reply = await raw_exchange(proxy.port, request)
+        problem = json.loads(reply.partition(b"\r\n\r\n")[2])
+        assert problem["instance"] == expected, (target, problem)
