@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import re._constants as _sre  # the parsed form of a pattern, to see how its repeats nest
+import re._parser as _sre_parse
 import warnings
 from typing import Any, Callable, Collection, Mapping, Sequence, TypeVar
 
@@ -26,6 +28,32 @@ T = TypeVar("T")
 Converter = Callable[[object], Any]  # raises ValueError whose text ends the problem line
 
 HOST = re.compile(r"(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*")
+
+def _repeat_depth(items) -> int:
+    """How deep repeats of more than one (`+`, `*`, `{2,}`, ...) nest in a parsed pattern; a
+    possessive one does not backtrack and does not count.
+
+    >>> [_repeat_depth(_sre_parse.parse(p)) for p in ("ab", "a+b*", "(a+)+", "(?:x|(a*))*", "(a+)?", "(a++)+")]
+    [0, 1, 2, 2, 1, 1]
+    """
+    depth = 0
+    for op, value in items:
+        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+            low, high, sub = value
+            inner = _repeat_depth(sub) + (1 if high > 1 else 0)
+        elif op is _sre.SUBPATTERN:
+            inner = _repeat_depth(value[-1])
+        elif op is _sre.BRANCH:
+            inner = max((_repeat_depth(branch) for branch in value[1]), default=0)
+        elif op in (_sre.ASSERT, _sre.ASSERT_NOT, _sre.ATOMIC_GROUP):
+            inner = _repeat_depth(value[-1])
+        elif op is _sre.GROUPREF_EXISTS:
+            inner = max(_repeat_depth(value[1]), _repeat_depth(value[2]) if value[2] is not None else 0)
+        else:
+            inner = 0
+        depth = max(depth, inner)
+    return depth
+
 
 class Checker:
     """Collects problems as it converts; each method returns a usable fallback."""
@@ -107,7 +135,14 @@ class Checker:
             with warnings.catch_warnings():
                 # "Possible nested set" and the like: advice on a pattern that compiles, not a problem.
                 warnings.simplefilter("ignore", FutureWarning)
-                return re.compile(value)
+                compiled = re.compile(value)
+            if _repeat_depth(_sre_parse.parse(value)) > 1:
+                # Matched against what clients and upstreams send, in the event loop: a body made
+                # for it would hold every request for seconds.
+                self.fail(path, value, "repeats a repeat, as (a+)+ does, which some text makes take exponential "
+                                       "time; write it without (a+)")
+                return None
+            return compiled
         except re.error as exc:
             self.fail(path, value, f"is not a regular expression ({exc})")
         except (OverflowError, RecursionError) as exc:  # a{9999999999}; thousands of nested groups

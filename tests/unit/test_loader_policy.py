@@ -363,6 +363,14 @@ def test_problem_line_prefix(route, prefix):
     assert line.startswith(prefix)
 
 
+@pytest.mark.parametrize("pattern", ["(a+)+$", "(x|y*)*", "(?:\\w+\\s?)*!", "([a-z]{2,})+"])
+def test_a_pattern_that_repeats_a_repeat_is_refused(pattern):
+    # "(a+)+$" against "a" * 26 + "?" held every request of the proxy for seconds: an upstream chooses the body.
+    assert problems("errors: [{status: 409, body_matches: '" + pattern + "'}]") == [
+        f'routes[0].errors[0].body_matches: {json.dumps(pattern)} repeats a repeat, as (a+)+ does, which some '
+        "text makes take exponential time; write it without (a+)"]
+
+
 def test_intercept_takes_error_statuses_only():
     # A 200, a 304 or a 3xx was taken, and became a problem body at run time.
     hint = "is not an error status (400-599): only errors are rewritten"
