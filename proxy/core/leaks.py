@@ -184,8 +184,17 @@ _SQL = (
     r"Sequelize\w{0,40}Error\b",
     # Statements. A column list no sentence has starts with *, t.*, t.col, "col" or f(...).
     *_sql("SELECT", rf"\s+(?:DISTINCT\s+|TOP\s*\(?\d+\)?\s+)?{_STRONG_ITEM}{_MORE_ITEMS}\s+FROM\s+{_NAME}"),
+    # "Select" as a sentence starts it, with a column list no sentence has.
+    _word("Select") + rf"(?i:\s+(?:DISTINCT\s+)?{_STRONG_ITEM}{_MORE_ITEMS}\s+FROM\s+{_NAME})",
     # Any column list, when a clause follows the table.
     *_sql("SELECT", rf"\s+(?:DISTINCT\s+)?{_ITEM}{_MORE_ITEMS}\s+FROM\s+{_NAME}{_ALIAS}\s+{_CLAUSE}"),
+    # Any column list, SELECT and FROM in capitals as queries write them (prose does not shout both).
+    _word("SELECT") + rf"\s+(?:DISTINCT\s+)?{_ITEM}{_MORE_ITEMS}\s+FROM\s+{_NAME}",
+    # Statements that change a schema.
+    *_sql("DROP", rf"\s+(?:TABLE|VIEW|INDEX|SCHEMA|DATABASE)\s+(?:IF\s+EXISTS\s+)?{_NAME}"),
+    *_sql("TRUNCATE", rf"\s+(?:TABLE\s+)?{_NAME}\s*(?:;|$|\s+(?:CASCADE|RESTART)\b)"),
+    *_sql("ALTER", rf"\s+TABLE\s+(?:ONLY\s+)?{_NAME}\s+(?:ADD|DROP|ALTER|RENAME|MODIFY)\b"),
+    *_sql("CREATE", rf"\s+(?:UNIQUE\s+)?(?:TABLE|INDEX|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?{_NAME}\s*(?:\(|ON\b|AS\b)"),
     *_sql(
         "INSERT",
         rf"\s+(?:IGNORE\s+)?INTO\s+{_NAME}\s*(?:\(\s*{_IDENT}\s*(?:,|\)\s*(?:VALUES|SELECT|OUTPUT)\b)"
