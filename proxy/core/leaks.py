@@ -228,6 +228,12 @@ _PATH = (
     r"file://(?:/|[A-Za-z]:)",
 )
 
+# A URL with a password in it (scheme://user:password@host): a connection string's credentials.
+# Each part is taken whole (possessive), and none holds the characters that end it.
+_CREDENTIALS = (
+    r"[A-Za-z][A-Za-z0-9+.-]{0,30}+://[^\s/?#@:]{0,128}+:[^\s/?#@]{1,256}+@",
+)
+
 PATTERNS = (
     ("python traceback", _PYTHON),
     ("java stack trace", _JAVA),
@@ -239,4 +245,5 @@ PATTERNS = (
     ("rust panic", _RUST),
     ("sql", _SQL),
     ("filesystem path", _PATH),
+    ("url credentials", _CREDENTIALS),
 )

@@ -16,6 +16,7 @@ too and says more:
     "rust panic"           thread 'main' panicked at src/main.rs:2:5
     "sql"                  SQLSTATE, database error texts, driver exceptions, SQL statements
     "filesystem path"      /var/..., /app/... and other server roots, /x/y.py, C:\..., \\host\share
+    "url credentials"      redis://:secret@cache:6379, postgres://app:hunter2@db/orders
 
 >>> unsafe_reason('Traceback (most recent call last):\n  File "/app/orders.py", line 12, in save')
 'python traceback'
