@@ -120,7 +120,8 @@ class Proxy:
     def _error(self, request: web.BaseRequest, error: errors.ProxyError, exchange: Exchange,
                route: Route | None) -> ProblemResponse:
         """The proxy's own error, in the route's shape when the route rewrites proxy errors."""
-        problem = Problem.from_error(error, instance=instance(request), request_id=exchange.request_id)
+        where = instance(request)
+        problem = Problem.from_error(error, instance=where, request_id=exchange.request_id)
         traced(problem, exchange)
         origin: Origin = "proxy"
         if isinstance(error, errors.UpgradeRefused):
@@ -132,7 +133,7 @@ class Proxy:
             shape = dataclasses.replace(shape, template=error.page)
         response = render(problem, shape, origin=origin, accept=request.headers.get(hdrs.ACCEPT),
                           accept_language=request.headers.get(hdrs.ACCEPT_LANGUAGE, ""),
-                          method=request.method, path=instance(request), keep=error.keep)
+                          method=request.method, path=where, keep=error.keep)
         if error.closes_connection:
             response.force_close()  # the client's framing is in doubt, or the rest of its body unwanted
         return response
@@ -203,8 +204,9 @@ class Proxy:
         """Read the body up to the cap, then render the Problem it becomes, or pass it on unchanged."""
         raw, complete = await read_capped(upstream_response, cap)
         upstream_headers = upstream_response.headers
+        where = instance(request)
         problem = rewrite(route.errors, upstream_response.status, upstream_headers, raw if complete else None,
-                          instance=instance(request), request_id=exchange.request_id)
+                          instance=where, request_id=exchange.request_id)
         if problem is None:
             return await stream_back(request, upstream_response, exchange, route.upstream, raw, complete)
         traced(problem, exchange)
@@ -215,7 +217,7 @@ class Proxy:
         exchange.intercepted = True
         return render(problem, self._shape(route), origin="upstream", accept=request.headers.get(hdrs.ACCEPT),
                       accept_language=request.headers.get(hdrs.ACCEPT_LANGUAGE, ""),
-                      method=request.method, path=instance(request), keep=headers.actionable(upstream_headers))
+                      method=request.method, path=where, keep=headers.actionable(upstream_headers))
 
 
 def _pass_interim(request: web.BaseRequest, status: int, reason: str, incoming: CIMultiDictProxy[str],
