@@ -27,7 +27,7 @@ from typing import Awaitable
 from aiohttp import hdrs, web
 from multidict import CIMultiDict
 
-from ..core import errors
+from ..core import errors, guard_errors
 from ..core.etag import Condition, parse_condition
 from ..core.preconditions import (
     Current, Verdict, describe, evaluate_write, not_modified, resource_key, upstream_etag,
@@ -81,7 +81,7 @@ class Guard:
         if if_match is None and if_none_match is None and concurrency.require_if_match:
             metrics.precondition_required(route.name)
             _refused(route, request, 428, "no If-Match", request_id)
-            raise errors.PreconditionRequired()
+            raise guard_errors.PreconditionRequired()
         held = await self._lock(route, concurrency, resource_key(concurrency.key, target), request, request_id)
         try:
             checks = check_headers(outgoing, concurrency.fencing_header)
@@ -99,7 +99,7 @@ class Guard:
             if token is not None and concurrency.fencing_header is not None:
                 outgoing[concurrency.fencing_header] = str(token)
             return Ticket(self, route, method, target, held, None, checks)
-        except errors.LockLost:
+        except guard_errors.LockLost:
             _refused(route, request, 503, "the lock's lease ran out before forwarding", request_id)
             await held.release()
             raise
@@ -112,9 +112,9 @@ class Guard:
         started = time.perf_counter()  # not loop.time(): uvloop's is cached to the millisecond
         try:
             held = await self.locks.acquire(concurrency, f"{route.upstream.name}:{resource}", request_id)
-        except (errors.LockTimeout, errors.LockUnavailable) as refusal:
+        except (guard_errors.LockTimeout, guard_errors.LockUnavailable) as refusal:
             metrics.lock_waited(route.name, time.perf_counter() - started)
-            reason = "lock store unreachable" if isinstance(refusal, errors.LockUnavailable) else refusal.detail
+            reason = "lock store unreachable" if isinstance(refusal, guard_errors.LockUnavailable) else refusal.detail
             _refused(route, request, refusal.status, reason, request_id)
             raise
         metrics.lock_waited(route.name, time.perf_counter() - started)
@@ -239,7 +239,7 @@ def _refusal(verdict: Verdict, route: Route, concurrency: Concurrency, current: 
         _refused(route, request, 412, f"cannot check: {current.why_none}", request_id)
         log.warning("conflict guard: %s %s cannot be checked: %s request_id=%s",
                     request.method, request.path, current.why_none, request_id)
-        return errors.PreconditionUnverifiable(
+        return guard_errors.PreconditionUnverifiable(
             f"The proxy checks writes to this resource against {describe(concurrency)}, but {current.why_none}, "
             "so no If-Match can match it and the write was not forwarded.")
     metrics.conflict_prevented(route.name)
@@ -254,7 +254,7 @@ def _refusal(verdict: Verdict, route: Route, concurrency: Concurrency, current: 
                   "(current_etag).")
     else:
         detail = None  # the class's own: changed since read, fetch, reapply, retry with If-Match
-    return errors.PreconditionFailed(detail, status=concurrency.on_mismatch, current_etag=etag)
+    return guard_errors.PreconditionFailed(detail, status=concurrency.on_mismatch, current_etag=etag)
 
 
 def _refused(route: Route, request: web.BaseRequest, status: int, why: str, request_id: str) -> None:

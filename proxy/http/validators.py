@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from multidict import CIMultiDict
 
-from ..core import errors
+from ..core import guard_errors
 from ..core.etag import EntityTag
 from ..core.headers import actionable, downstream_response_headers
 from ..core.pointer import MISSING
@@ -88,7 +88,7 @@ async def fetch_current(upstreams: Upstreams, route: Route, target: str, headers
     """GET `target` as the client would (its credentials in `headers`) and say what is there.
 
     404 and 410 mean there is nothing; any other non-2xx answer is the
-    client's to see (`errors.CheckRefused`: a 401 with its challenge, a 503
+    client's to see (`guard_errors.CheckRefused`: a 401 with its challenge, a 503
     with its Retry-After), since the guard cannot tell what the resource holds.
     """
     concurrency = route.concurrency
@@ -104,7 +104,7 @@ async def fetch_current(upstreams: Upstreams, route: Route, target: str, headers
         else:
             log.info("conflict guard: the upstream answered its GET %s with %d request_id=%s",
                      target.partition("?")[0], status, request_id)
-            raise errors.CheckRefused(status, tuple(actionable(response.headers)))
+            raise guard_errors.CheckRefused(status, tuple(actionable(response.headers)))
         await discard(response)
         return current
     except BaseException:

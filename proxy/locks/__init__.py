@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from ..core import errors
+from ..core import guard_errors
 from ..core.settings import Concurrency, Route
 from .local import LocalHeld, LocalLocks
 
@@ -52,7 +52,7 @@ class Held:
             return
         try:
             await self.remote.confirm()
-        except errors.LockUnavailable:
+        except guard_errors.LockUnavailable:
             if self.policy != "forward":
                 raise
 
@@ -91,7 +91,7 @@ class Locks:
         try:
             remote = await self._remote(concurrency.lock).acquire(
                 key, lease=concurrency.lock_lease, timeout=max(0.0, deadline - loop.time()), request_id=request_id)
-        except errors.LockUnavailable as exc:
+        except guard_errors.LockUnavailable as exc:
             if concurrency.on_lock_unavailable != "forward":
                 local.release()
                 raise

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-from ..core import errors
+from ..core import guard_errors
 
 
 class LocalLocks:
@@ -41,7 +41,7 @@ class LocalLocks:
             self._waiters[key] = deque()
             return LocalHeld(self, key)
         if len(waiters) >= max_waiters:
-            raise errors.LockTimeout(
+            raise guard_errors.LockTimeout(
                 "Too many writes to this resource are already waiting. Retry shortly.")
         granted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters.append(granted)
@@ -58,7 +58,7 @@ class LocalLocks:
                 except ValueError:
                     pass
             if isinstance(exc, TimeoutError):
-                raise errors.LockTimeout() from None
+                raise guard_errors.LockTimeout() from None
             raise
         return LocalHeld(self, key)
 

@@ -38,7 +38,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from ..core import errors
+from ..core import guard_errors
 
 log = logging.getLogger("errorproxy.guard")
 
@@ -95,7 +95,7 @@ class RedisLocks:
                 return RedisHeld(self, key, owner, token, lease, request_id)
             left = deadline - loop.time()
             if left <= 0:
-                raise errors.LockTimeout()
+                raise guard_errors.LockTimeout()
             await asyncio.sleep(min(left, delay * (0.5 + random.random())))
             delay = min(delay * 2, _POLL_MOST)
 
@@ -103,7 +103,7 @@ class RedisLocks:
         try:
             return await script(keys=keys, args=args)
         except (RedisError, OSError, asyncio.TimeoutError) as exc:
-            raise errors.LockUnavailable() from exc
+            raise guard_errors.LockUnavailable() from exc
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -127,7 +127,7 @@ class RedisHeld:
         LockLost if it is not, LockUnavailable if Redis cannot say."""
         if self.lost or not await self._renew_once():
             self.lost = True
-            raise errors.LockLost()
+            raise guard_errors.LockLost()
 
     async def _renew_once(self) -> bool:
         lease_ms = max(1, round(self._lease * 1000))
@@ -143,7 +143,7 @@ class RedisHeld:
                 log.warning("lock on %s lost while held (its lease ran out); fencing token %d "
                             "request_id=%s", self.key, self.fencing_token, self._request_id)
                 return
-            except errors.LockUnavailable as exc:
+            except guard_errors.LockUnavailable as exc:
                 log.warning("lock on %s could not be renewed (%s: %.200s); fencing token %d request_id=%s",
                             self.key, type(exc.__cause__).__name__, exc.__cause__, self.fencing_token,
                             self._request_id)
@@ -153,6 +153,6 @@ class RedisHeld:
         self._renewer.cancel()
         try:
             await self._locks._call(self._locks._release, [PREFIX + self.key], [self._owner])
-        except errors.LockUnavailable as exc:
+        except guard_errors.LockUnavailable as exc:
             log.warning("lock on %s not released (%s: %.200s); it expires within %gs request_id=%s",
                         self.key, type(exc.__cause__).__name__, exc.__cause__, self._lease, self._request_id)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from proxy.core import errors
+from proxy.core import guard_errors
 from proxy.locks.local import LocalLocks
 
 
@@ -42,7 +42,7 @@ async def test_other_keys_do_not_wait():
 async def test_a_wait_past_the_timeout_is_refused_and_leaves_no_waiter():
     locks = LocalLocks()
     held = await locks.acquire("/doc", timeout=5, max_waiters=10)
-    with pytest.raises(errors.LockTimeout):
+    with pytest.raises(guard_errors.LockTimeout):
         await locks.acquire("/doc", timeout=0.02, max_waiters=10)
     assert locks.waiting("/doc") == 0
     held.release()
@@ -54,7 +54,7 @@ async def test_waiters_past_the_bound_are_refused_at_once():
     held = await locks.acquire("/doc", timeout=5, max_waiters=2)
     waiting = [asyncio.create_task(locks.acquire("/doc", timeout=5, max_waiters=2)) for _ in range(2)]
     await asyncio.sleep(0)
-    with pytest.raises(errors.LockTimeout) as refused:
+    with pytest.raises(guard_errors.LockTimeout) as refused:
         await asyncio.wait_for(locks.acquire("/doc", timeout=5, max_waiters=2), 0.5)
     assert "already waiting" in refused.value.detail
     held.release()
