@@ -144,12 +144,8 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-_LOOPS = ("uvloop", "asyncio")
-
-
 def _log_level(env: Mapping[str, str]) -> str:
-    """ERRORPROXY_LOG_LEVEL, upper-cased; INFO when unset or empty.
+    """ERRORPROXY_LOG_LEVEL: DEBUG, INFO (unset or empty), WARNING or ERROR.
 
     >>> _log_level({"ERRORPROXY_LOG_LEVEL": "debug"}), _log_level({"ERRORPROXY_LOG_LEVEL": ""})
     ('DEBUG', 'INFO')
@@ -157,16 +153,11 @@ def _log_level(env: Mapping[str, str]) -> str:
     Traceback (most recent call last):
     ValueError: ERRORPROXY_LOG_LEVEL: 'LOUD' is not one of DEBUG, INFO, WARNING, ERROR
     """
-    value = env.get("ERRORPROXY_LOG_LEVEL", "").strip()
-    if not value:
-        return "INFO"
-    if value.upper() not in _LOG_LEVELS:
-        raise ValueError(f"ERRORPROXY_LOG_LEVEL: {value!r} is not one of {', '.join(_LOG_LEVELS)}")
-    return value.upper()
+    return _one_of(env, "ERRORPROXY_LOG_LEVEL", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO")
 
 
 def _loop_name(env: Mapping[str, str]) -> str:
-    """ERRORPROXY_LOOP, lower-cased; uvloop when unset or empty.
+    """ERRORPROXY_LOOP: uvloop (unset or empty) or asyncio.
 
     >>> _loop_name({}), _loop_name({"ERRORPROXY_LOOP": "AsyncIO"})
     ('uvloop', 'asyncio')
@@ -174,12 +165,18 @@ def _loop_name(env: Mapping[str, str]) -> str:
     Traceback (most recent call last):
     ValueError: ERRORPROXY_LOOP: 'bogus' is not one of uvloop, asyncio
     """
-    value = env.get("ERRORPROXY_LOOP", "").strip()
+    return _one_of(env, "ERRORPROXY_LOOP", ("uvloop", "asyncio"), "uvloop")
+
+
+def _one_of(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    """The variable `name` as the one of `choices` it spells in any case; `default` when unset or empty."""
+    value = env.get(name, "").strip()
     if not value:
-        return "uvloop"
-    if value.lower() not in _LOOPS:
-        raise ValueError(f"ERRORPROXY_LOOP: {value!r} is not one of {', '.join(_LOOPS)}")
-    return value.lower()
+        return default
+    for choice in choices:
+        if value.lower() == choice.lower():
+            return choice
+    raise ValueError(f"{name}: {value!r} is not one of {', '.join(choices)}")
 
 
 def _workers(args: argparse.Namespace) -> int:
