@@ -81,30 +81,31 @@ async def relay(request: web.BaseRequest, upstreams: Upstreams, upstream: Upstre
         raise
     exchange.status, exchange.format = 101, RelayedWebSocket.format
     code = WSCloseCode.OK
+    sent = [0, 0]  # message bytes from the client, and to it
     try:
-        await asyncio.gather(_pump(upstream_ws, client_ws, exchange, "bytes_out"),
-                             _pump(client_ws, upstream_ws, exchange, "bytes_in"))
+        await asyncio.gather(_pump(upstream_ws, client_ws, sent, 1), _pump(client_ws, upstream_ws, sent, 0))
     except asyncio.CancelledError:
         # Cut by a stop at the end of its grace period, or the client left: "going away" to both.
         code = WSCloseCode.GOING_AWAY
         raise
     finally:
+        exchange.bytes_in, exchange.bytes_out = sent
         await client_ws.close(code=code)
         await upstream_ws.close(code=code)
     return client_ws
 
 
-async def _pump(source, sink, exchange: Exchange, counted: str) -> None:
+async def _pump(source, sink, sent: list[int], which: int) -> None:
     """Relay messages from source to sink until source closes, then close sink alike; their
-    bytes are added to the exchange's `counted` (bytes_in or bytes_out)."""
+    bytes are added up in `sent[which]`."""
     while True:
         message = await source.receive()
         if message.type is WSMsgType.TEXT:
             await sink.send_str(message.data)
-            setattr(exchange, counted, getattr(exchange, counted) + len(message.data.encode("utf-8", "surrogatepass")))
+            sent[which] += len(message.data.encode("utf-8", "surrogatepass"))
         elif message.type is WSMsgType.BINARY:
             await sink.send_bytes(message.data)
-            setattr(exchange, counted, getattr(exchange, counted) + len(message.data))
+            sent[which] += len(message.data)
         elif message.type is WSMsgType.CLOSE:
             code, reason = message.data, message.extra or ""
             break
