@@ -52,6 +52,9 @@ class ProxyError(Exception):
     # wanted): the connection closes after the answer.
     closes_connection = False
     page: str | None = None  # the HTML template tried first, before the route's own
+    # The upstream's own answer, passed on (a refused WebSocket handshake): rendered as an upstream
+    # error in the route's shape, with Proxy-Status received-status.
+    answered = False
 
     def __init__(self, detail: str | None = None) -> None:
         super().__init__(detail or self.detail)
@@ -215,6 +218,7 @@ class UpgradeRefused(UpstreamError):
 
     detail = "The service behind this address refused the WebSocket upgrade."
     proxy_status = None
+    answered = True
 
     def __init__(self, status: int, keep: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__()

@@ -100,7 +100,8 @@ class Problem:
             detail=own(error.detail),  # its stock detail is translated; one written for the occasion is not
             instance=instance,
             request_id=request_id,
-            proxy_status=f"error={error.proxy_status}" if error.proxy_status else None,
+            proxy_status=(f"received-status={error.status}" if error.answered
+                          else f"error={error.proxy_status}" if error.proxy_status else None),
             extensions=dict(error.extensions),
         )
 

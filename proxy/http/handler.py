@@ -124,10 +124,8 @@ class Proxy:
         problem = Problem.from_error(error, instance=where, request_id=exchange.request_id)
         traced(problem, exchange)
         origin: Origin = "proxy"
-        if isinstance(error, errors.UpgradeRefused):
-            # The upstream's answer to a WebSocket handshake, whose body aiohttp does not read: its
-            # status and actionable headers, in the route's shape for upstream errors.
-            origin, problem.proxy_status, exchange.intercepted = "upstream", f"received-status={error.status}", True
+        if error.answered:  # the upstream's own answer (a refused handshake), whose body was never read
+            origin, exchange.intercepted = "upstream", True
         shape = self._shape(route)
         if error.page is not None:
             shape = dataclasses.replace(shape, template=error.page)
