@@ -99,6 +99,7 @@ def host_name(host_header: str | None) -> str:
 
 _HOSTS: dict[str | None, str | None] = {}  # Host values seen: each one's name, or None when it is not valid
 _HOSTS_KEPT = 1024  # at most; past it they are forgotten, all at once
+_UNSEEN = object()
 
 
 def host_of(value: str | None) -> str | None:
@@ -115,9 +116,6 @@ def host_of(value: str | None) -> str | None:
             _HOSTS.clear()
         _HOSTS[value] = name
     return name  # type: ignore[return-value]
-
-
-_UNSEEN = object()
 
 
 def _host_matches(pattern: str, host: str) -> bool:

@@ -520,21 +520,30 @@ async def _closed_after(reader: asyncio.StreamReader, limit: float) -> tuple[flo
     return time.monotonic() - started, received
 
 
-@pytest.mark.parametrize("served_first", [False, True], ids=["fresh", "after-a-response"])
-async def test_slowloris_is_cut_off_at_header_timeout_while_others_are_served(aiohttp_server, start_proxy, served_first):
-    """Headers dripping in one byte per 200 ms, on a new or a kept-alive connection:
-    closed after header_timeout, though bytes keep coming; other clients unaffected."""
+async def _timed_connection(aiohttp_server, start_proxy, header_timeout: str, keepalive_timeout: str,
+                            served_first: bool):
+    """A proxy with these timeouts in front of an upstream answering "ok", and a connection to it
+    that has had one request served if `served_first`."""
     app = web.Application()
     app.router.add_get("/", _ok)
     server = await aiohttp_server(app)
     proxy = await start_proxy(config_yaml(
-        str(server.make_url("")), top="server:\n  header_timeout: 1s\n  keepalive_timeout: 30s"
+        str(server.make_url("")),
+        top=f"server:\n  header_timeout: {header_timeout}\n  keepalive_timeout: {keepalive_timeout}",
     ))
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
     if served_first:
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         reply = await _read_reply(reader)
         assert (reply.status, reply.body) == (200, b"ok")
+    return proxy, reader, writer
+
+
+@pytest.mark.parametrize("served_first", [False, True], ids=["fresh", "after-a-response"])
+async def test_slowloris_is_cut_off_at_header_timeout_while_others_are_served(aiohttp_server, start_proxy, served_first):
+    """Headers dripping in one byte per 200 ms, on a new or a kept-alive connection:
+    closed after header_timeout, though bytes keep coming; other clients unaffected."""
+    proxy, reader, writer = await _timed_connection(aiohttp_server, start_proxy, "1s", "30s", served_first)
     writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
 
     async def drip():
@@ -561,18 +570,8 @@ async def test_slowloris_is_cut_off_at_header_timeout_while_others_are_served(ai
 @pytest.mark.parametrize("served_first", [False, True], ids=["fresh", "after-a-response"])
 async def test_idle_connection_is_closed_after_keepalive_timeout(aiohttp_server, start_proxy, served_first):
     """A connection that sends nothing (at all, or after a response) is closed after keepalive_timeout."""
-    app = web.Application()
-    app.router.add_get("/", _ok)
-    server = await aiohttp_server(app)
-    proxy = await start_proxy(config_yaml(
-        str(server.make_url("")), top="server:\n  header_timeout: 30s\n  keepalive_timeout: 1s"
-    ))
-    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    _, reader, writer = await _timed_connection(aiohttp_server, start_proxy, "30s", "1s", served_first)
     try:
-        if served_first:
-            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            reply = await _read_reply(reader)
-            assert (reply.status, reply.body) == (200, b"ok")
         elapsed, received = await _closed_after(reader, 8)
     finally:
         writer.close()
@@ -584,18 +583,8 @@ async def test_idle_connection_is_closed_after_keepalive_timeout(aiohttp_server,
 async def test_a_head_begun_has_its_header_timeout_not_the_keepalive_one(aiohttp_server, start_proxy, served_first):
     """Part of a head, then the rest 1.5 s later: header_timeout (3 s) bounds it, not keepalive_timeout
     (1 s), which is for a connection with nothing on it. It was closed at the keep-alive timeout."""
-    app = web.Application()
-    app.router.add_get("/", _ok)
-    server = await aiohttp_server(app)
-    proxy = await start_proxy(config_yaml(
-        str(server.make_url("")), top="server:\n  header_timeout: 3s\n  keepalive_timeout: 1s"
-    ))
-    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    _, reader, writer = await _timed_connection(aiohttp_server, start_proxy, "3s", "1s", served_first)
     try:
-        if served_first:
-            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            reply = await _read_reply(reader)
-            assert (reply.status, reply.body) == (200, b"ok")
         writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n")
         await asyncio.sleep(1.5)
         writer.write(b"\r\n")

@@ -104,9 +104,8 @@ async def test_via_names_the_version_of_the_final_response(raw_server, start_pro
     assert b"\r\nVia: " + via + b"\r\n" in reply
 
 
-async def test_expect_100_continue(aiohttp_server, start_proxy):
-    bodies = []
-
+async def _storing(aiohttp_server, start_proxy, bodies: list[bytes]):
+    """A proxy in front of an upstream that answers a PUT to /doc "stored", keeping its body in `bodies`."""
     async def handler(request):
         bodies.append(await request.read())
         return web.Response(text="stored")
@@ -114,7 +113,12 @@ async def test_expect_100_continue(aiohttp_server, start_proxy):
     app = web.Application()
     app.router.add_put("/doc", handler)
     server = await aiohttp_server(app)
-    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    return await start_proxy(config_yaml(str(server.make_url(""))))
+
+
+async def test_expect_100_continue(aiohttp_server, start_proxy):
+    bodies: list[bytes] = []
+    proxy = await _storing(aiohttp_server, start_proxy, bodies)
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
     writer.write(b"PUT /doc HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
     await writer.drain()
@@ -130,16 +134,8 @@ async def test_expect_100_continue(aiohttp_server, start_proxy):
 
 async def test_expect_100_continue_from_an_http_1_0_client_is_ignored(aiohttp_server, start_proxy):
     # RFC 9110 §10.1.1: an expectation in an HTTP/1.0 request MUST be ignored; §15.2: no 1xx goes to a 1.0 client.
-    bodies = []
-
-    async def handler(request):
-        bodies.append(await request.read())
-        return web.Response(text="stored")
-
-    app = web.Application()
-    app.router.add_put("/doc", handler)
-    server = await aiohttp_server(app)
-    proxy = await start_proxy(config_yaml(str(server.make_url(""))))
+    bodies: list[bytes] = []
+    proxy = await _storing(aiohttp_server, start_proxy, bodies)
     reply = await raw_exchange(proxy.port, b"PUT /doc HTTP/1.0\r\nHost: x\r\nContent-Length: 5\r\n"
                                            b"Expect: 100-continue\r\n\r\nhello")
     assert reply.startswith(b"HTTP/1.0 200 OK\r\n") and reply.endswith(b"\r\n\r\nstored"), reply
