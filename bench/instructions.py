@@ -51,8 +51,11 @@ def measure(group: Group, python: str, wrk: str, upstream: servers.Server, check
             connections: int, seconds: int) -> tuple[int, int]:
     """(instructions, requests) of `seconds` of wrk load on errorproxy from `checkout`, under callgrind."""
     out = group.dir / f"callgrind-{free_port()}.out"
+    # Idle polling off where the checkout has it: its turns are no part of a request's path, and their
+    # number follows the wall clock, which callgrind slows fifty times.
+    polls = "idle_poll" in (checkout / "proxy" / "core" / "settings.py").read_text()
     server = servers.start_errorproxy(
-        group, "valgrind", free_port(), upstream, 1, root=checkout,
+        group, "valgrind", free_port(), upstream, 1, root=checkout, idle_poll="0s" if polls else None,
         launch=("--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}", python, "-m", "proxy"))
     pid = str(server.process.pid)
     url = server.url + path

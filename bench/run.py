@@ -43,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="cases to run, comma separated (default: all of %(default)s)")
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop",
                         help="errorproxy's event loop (ERRORPROXY_LOOP; default uvloop)")
+    parser.add_argument("--idle-poll", metavar="DURATION",
+                        help="errorproxy's server.idle_poll (default: its own, 200us; 0s: no polling)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="JSON results file (default bench/results/latest.json)")
     parser.add_argument("--keep-temp", action="store_true", help="keep configs and logs in the temp dir")
     parser.add_argument("--profile", type=Path, metavar="DIR",
@@ -96,7 +98,7 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
     machine = report.machine(servers.versions(python, nginx), wrk_version.strip())
     settings = {"rounds": args.rounds, "duration_s": load.duration, "warmup_s": load.warmup,
                 "uploads": load.uploads, "upload_mib": load.upload_size // servers.MIB,
-                "errorproxy_workers_option": has_workers, "errorproxy_loop": args.loop, "quick": args.quick,
+                "errorproxy_workers_option": has_workers, "errorproxy_loop": args.loop, "errorproxy_idle_poll": args.idle_poll, "quick": args.quick,
                 "profiled_to": str(args.profile) if args.profile else None}  # slowed by sampling: not for reporting
     print(f"errorproxy {machine['errorproxy']} (aiohttp {machine['aiohttp']}, uvloop {machine['uvloop']}) vs "
           f"nginx {machine['nginx']}; {machine['cores']} cores, {machine['cpu']}; "
@@ -122,7 +124,8 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
                     profile = None if profiler is None else profiler.during(
                         f"{case.name}-{workers}w", number, None if case.upload else wrk_seconds(load.duration))
                     run = _round(group, case, workers, upstream, nginx, wrk, python, load, body, unavailable,
-                                 label, failures, args.loop, certificate if case.tls else None, profile)
+                                 label, failures, args.loop, certificate if case.tls else None, profile,
+                                 args.idle_poll)
                     rounds.append(run)
                 entries.append(report.case_result(case, workers, rounds, unavailable))
                 report.write(args.out, machine, {**settings, "failures": failures}, entries)
@@ -140,9 +143,11 @@ def _bench(args: argparse.Namespace, selected: list[Case], worker_counts: list[i
 def _round(group: Group, case: Case, workers: int, upstream: servers.Server, nginx: str, wrk: str, python: str,
            load: Load, body: bytes | None, unavailable: dict, label: str, failures: list[str], loop: str,
            tls: servers.Certificate | None = None,
-           profile: Callable[[servers.Server], ContextManager[None]] | None = None) -> dict:
+           profile: Callable[[servers.Server], ContextManager[None]] | None = None,
+           idle_poll: str | None = None) -> dict:
     """One round of a case: the upstream alone (when the case has a baseline), errorproxy, nginx, then
-    nginx unbuffered (for the large bodies). `profile` samples errorproxy's measured load."""
+    nginx unbuffered (for the large bodies). `profile` samples errorproxy's measured load; `idle_poll`
+    is errorproxy's `server.idle_poll` (None: its default)."""
     run: dict[str, dict | None] = {}
     if case.baseline:
         run["direct"] = _attempt(lambda: measure(case, upstream, upstream, wrk, load, body), label, "direct", failures)
@@ -155,7 +160,8 @@ def _round(group: Group, case: Case, workers: int, upstream: servers.Server, ngi
                 server = servers.start_nginx_proxy(group, nginx, free_port(), upstream, workers, tls,
                                                    buffering=proxy == "nginx")
             else:  # errorproxy, or errorproxy on the `versus_path` (guard-write: the same PUT unguarded)
-                server = servers.start_errorproxy(group, python, free_port(), upstream, workers, loop, tls)
+                server = servers.start_errorproxy(group, python, free_port(), upstream, workers, loop, tls,
+                                                  idle_poll=idle_poll)
             measured = case if proxy == "errorproxy" else dataclasses.replace(case, path=case.versus_path or case.path)
             sampling = profile(server) if profile and proxy == "errorproxy" else contextlib.nullcontext()
             try:

@@ -111,7 +111,7 @@ listen: 127.0.0.1:{port}
 access_log: off
 server:
   shutdown_timeout: 1s
-upstreams:
+{server}upstreams:
   app:
     url: http://127.0.0.1:{upstream_port}
 routes:
@@ -218,14 +218,15 @@ def start_nginx_proxy(group: Group, nginx: str, port: int, upstream: Server, wor
 def start_errorproxy(group: Group, python: str, port: int, upstream: Server, workers: int,
                      loop: str = "uvloop", tls: Certificate | None = None, *,
                      launch: tuple[str, ...] = ("-m", "proxy"), env: dict[str, str] | None = None,
-                     root: Path = ROOT) -> Server:
+                     root: Path = ROOT, idle_poll: str | None = None) -> Server:
     """`errorproxy run` with the bench's config; `launch` is what starts it after `python` (a hook
     of bench/gc_cost.py's, say, handed the `run` arguments), `env` added to its environment, `root`
-    the checkout whose code runs (its directory is the process's, so `-m proxy` finds it first)."""
+    the checkout whose code runs (its directory is the process's, so `-m proxy` finds it first),
+    `idle_poll` its `server.idle_poll` (None: errorproxy's default)."""
     config = group.dir / f"errorproxy-{port}.yaml"
     lines = "" if tls is None else f"tls: {{cert: {tls.cert}, key: {tls.key}}}\n"
     config.write_text(_ERRORPROXY_CONFIG.format(port=port, upstream_port=upstream.port, upload_limit="200MiB",
-                                                tls=lines))
+                                                tls=lines, server="" if idle_poll is None else f"  idle_poll: {idle_poll}\n"))
     argv = [python, *launch, "run", "--config", str(config)]
     if workers > 1:
         argv += ["--workers", str(workers)]

@@ -34,6 +34,8 @@ _AT_LEAST_ONE = {"max_connections", "max_line_size", "max_headers"}  # 0 would r
 _ABOVE_ZERO = {"connect_timeout", "read_timeout"}  # 0 would time every request out at once
 # The retry delay doubles with each retry: 2**1024 times retry_backoff is past a float (OverflowError).
 _AT_MOST = {"retries": 100}
+# A poll longer than a few milliseconds is a CPU spent waiting: the window is for answers due in microseconds.
+_DURATION_AT_MOST = {"idle_poll": (0.01, "10ms")}
 
 
 def _within(convert: Converter, low: int | None, high: int | None) -> Converter:
@@ -48,6 +50,16 @@ def _within(convert: Converter, low: int | None, high: int | None) -> Converter:
     return checked
 
 
+def _shorter(convert: Converter, seconds: float, shown: str) -> Converter:
+    """`convert`, then no longer than `seconds` (`shown` in the problem)."""
+    def checked(value: object) -> float:
+        duration = convert(value)
+        if duration > seconds:
+            raise ValueError(f"must be at most {shown}")
+        return duration
+    return checked
+
+
 def _converters(cls: type, keys: frozenset[str]) -> dict[str, Converter]:
     """A converter for each unit field of `cls` in `keys`, from its declared type.
 
@@ -57,6 +69,8 @@ def _converters(cls: type, keys: frozenset[str]) -> dict[str, Converter]:
     for key, kind in field_types(cls, keys).items():
         if kind is float:
             convert: Converter = read_positive_duration if key in _ABOVE_ZERO else read_duration
+            if key in _DURATION_AT_MOST:
+                convert = _shorter(convert, *_DURATION_AT_MOST[key])
         elif kind is int:
             convert = read_size if key in _BYTE_SIZES else read_count
         else:

@@ -88,6 +88,7 @@ class ServerSettings:
     stop_delay: float = 0.0  # SIGTERM: not ready, yet still accepting, this long before the drain
     body_timeout: float = 60.0  # longest wait for the next bytes of a request body (nginx's client_body_timeout)
     send_timeout: float = 60.0  # longest a write to a client may stay blocked, the client not reading (nginx's)
+    idle_poll: float = 200e-6  # longest a worker polls for bytes due soon before it sleeps (upstream/idle_poll.py)
 
 
 @dataclass(frozen=True, slots=True)

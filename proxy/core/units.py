@@ -11,9 +11,9 @@ from __future__ import annotations
 import math
 import re
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(us|ms|s|m|h)")
 _BARE_NUMBER = re.compile(r"\d+(?:\.\d+)?")  # seconds, as a quoted YAML value or an env variable
-_DURATION_SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION_SCALE = {"us": 1e-6, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SIZE = re.compile(r"(\d+)\s*(B|KB|KiB|MB|MiB|GB|GiB|k|K|M|G)?")
 _SIZE_SCALE = {
     None: 1, "B": 1,
@@ -24,7 +24,7 @@ _SIZE_SCALE = {
 
 
 def parse_duration(value: object) -> float:
-    """Seconds from `2s`, `150ms`, `1m30s`, `1h` or a bare number of seconds.
+    """Seconds from `2s`, `150ms`, `200us`, `1m30s`, `1h` or a bare number of seconds.
 
     Raises ValueError for anything else, including negative values.
     """

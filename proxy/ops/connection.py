@@ -47,6 +47,7 @@ from ..http import aiohttp_private as private
 from ..http.aiohttp_loop import DirectStart
 from ..http.render import render
 from ..observe.accesslog import Exchange
+from ..upstream import idle_poll
 from .tuning import count_connection
 
 log = logging.getLogger("errorproxy")
@@ -97,6 +98,7 @@ class ClientConnection(DirectStart):
         self._arm()
 
     def data_received(self, data: bytes) -> None:
+        idle_poll.woke()
         if self._refused:
             return  # the connection closes once the refusal is answered
         # A new request starts when bytes arrive while no request is being served; its

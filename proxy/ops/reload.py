@@ -265,8 +265,10 @@ def restart_needed(old: Settings, new: Settings, server: bool = True) -> list[st
     if new.ops.admin != old.ops.admin:
         warnings.append(f"admin changed from {old.ops.admin} to {new.ops.admin}: takes a restart; admin stays on {old.ops.admin}")
     # stop_delay and shutdown_timeout are read when the stop begins, and body_timeout by each
-    # request, so they do follow a reload; the rest is fixed when a connection's handler is made.
-    fixed = ("header_timeout", "keepalive_timeout", "max_line_size", "max_headers", "lingering_time", "send_timeout")
+    # request, so they do follow a reload; the rest is fixed when a connection's handler is made,
+    # or (idle_poll) when the server starts.
+    fixed = ("header_timeout", "keepalive_timeout", "max_line_size", "max_headers", "lingering_time", "send_timeout",
+             "idle_poll")
     changed = [name for name in fixed if getattr(new.server, name) != getattr(old.server, name)]
     if changed and server:
         warnings.append(f"server.{', server.'.join(changed)} changed: takes a restart; the old values stay")

@@ -20,6 +20,7 @@ from ..core.settings import ServerSettings
 from ..http import aiohttp_private as private
 from ..observe import metrics
 from ..observe.accesslog import Exchange
+from ..upstream import idle_poll
 from .admin import Admin, Readiness
 from .connection import ClientConnection
 from .listeners import https_port, remove_socket, start_public, start_redirect
@@ -110,6 +111,8 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
         if reloader is not None:
             _start(background, reloader.watch())
         tune_gc()  # start-up is over
+        if idle_poll.start(loop, limits.idle_poll):
+            log.debug("polling for up to %.0f µs before sleeping (server.idle_poll)", limits.idle_poll * 1e6)
         if ready is not None:
             ready(addresses)
         await stop.wait()
@@ -118,6 +121,7 @@ async def serve(proxy, *, reload_from: Source | None = None, ready: Callable[[li
             await redirect.cleanup()
         await _drain(holder, server, runner)
     finally:
+        idle_poll.stop()
         uninstall_signals()
         for task in background:
             task.cancel()

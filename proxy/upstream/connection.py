@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 from typing import AsyncIterator, Protocol
 
-from . import coalesce
+from . import coalesce, idle_poll
 from .errors import Disconnected
 
 
@@ -150,6 +150,7 @@ class Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
+        idle_poll.woke()
         response = self.response
         if response is None:
             self.close()  # bytes nobody asked for: this connection cannot be trusted

@@ -105,7 +105,7 @@ BAD_CONFIGS = [
     ),
     pytest.param(
         changed(("server", {"read_timeout": "5s"})),
-        ["server.read_timeout: unknown key (known keys: body_timeout, header_timeout, keepalive_timeout, "
+        ["server.read_timeout: unknown key (known keys: body_timeout, header_timeout, idle_poll, keepalive_timeout, "
          "lingering_time, max_headers, max_line_size, send_timeout, shutdown_timeout, stop_delay)"],
         id="unknown-server-key",
     ),
@@ -379,6 +379,11 @@ BAD_CONFIGS = [
         ["upstreams.legacy.read_timeout: 0 must be more than 0",
          'upstreams.legacy.connect_timeout: "0ms" must be more than 0'],
         id="timeout-zero",
+    ),
+    pytest.param(
+        changed(("server", {"idle_poll": "20ms"})),
+        ['server.idle_poll: "20ms" must be at most 10ms'],
+        id="idle-poll-too-long",
     ),
     pytest.param(
         changed(("server", {"stop_delay": float("nan")})),

@@ -50,3 +50,11 @@ def test_a_reload_applies_body_timeout_and_warns_that_send_timeout_takes_a_resta
     old = from_text(VALID)
     new = from_text(VALID + "server: {body_timeout: 5s, send_timeout: 5s}\nallow_underscores_in_headers: true\n")
     assert restart_needed(old, new) == ["server.send_timeout changed: takes a restart; the old values stay"]
+
+
+def test_a_reload_warns_that_idle_poll_takes_a_restart() -> None:
+    """The poller is made once, when the server starts."""
+    old = from_text(VALID)
+    new = from_text(VALID + "server: {idle_poll: 1ms}\n")
+    assert new.server.idle_poll == pytest.approx(0.001)
+    assert restart_needed(old, new) == ["server.idle_poll changed: takes a restart; the old values stay"]

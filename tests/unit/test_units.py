@@ -14,6 +14,7 @@ from proxy.core.units import parse_duration, parse_size
     [
         pytest.param("2s", 2.0, id="seconds"),
         pytest.param("150ms", 0.15, id="milliseconds"),
+        pytest.param("250us", 250e-6, id="microseconds"),
         pytest.param("1m30s", 90.0, id="minutes-and-seconds"),
         pytest.param("1h", 3600.0, id="hours"),
         pytest.param("1h2m3s4ms", 3723.004, id="every-unit"),
