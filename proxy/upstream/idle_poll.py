@@ -70,6 +70,11 @@ class IdlePoll:
         self._since: float | None = None  # when the last turn that saw arrivals ran
         self._armed = False  # a turn is scheduled
 
+    @property
+    def polling(self) -> bool:
+        """A turn is scheduled: the loop will not sleep before it runs."""
+        return self._armed
+
     def woke(self) -> None:
         """Bytes arrived: a turn follows this one's work, and measures the gap since the last."""
         self._arrivals += 1

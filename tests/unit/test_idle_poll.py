@@ -51,8 +51,17 @@ class SteppingClock:
         return self.now
 
 
-def _run_idle(loop: asyncio.AbstractEventLoop, seconds: float = 0.05) -> None:
+def _run_idle(loop: asyncio.AbstractEventLoop, seconds: float = 0.01) -> None:
     loop.run_until_complete(asyncio.sleep(seconds))
+
+
+def _poll_out(loop: asyncio.AbstractEventLoop, poll: IdlePoll) -> None:
+    """Run `loop` until `poll` lets it sleep."""
+    for _ in range(100_000):
+        if not poll.polling:
+            return
+        loop.run_until_complete(asyncio.sleep(0))
+    raise AssertionError("still polling")
 
 
 def test_the_loop_polls_for_the_window_then_sleeps(loop):
@@ -60,13 +69,14 @@ def test_the_loop_polls_for_the_window_then_sleeps(loop):
     poll = IdlePoll(loop, ceiling=200 * US, clock=clock)
     poll.window = 50 * US
     poll.woke()
-    _run_idle(loop)
-    assert 50 <= clock.reads <= 52  # a turn a microsecond for 50 µs, then none: the loop slept
+    assert poll.polling
+    _poll_out(loop, poll)
+    assert 50 <= clock.reads <= 52  # a turn a microsecond for 50 µs, then none: the loop sleeps
     reads = clock.reads
     _run_idle(loop)
     assert clock.reads == reads
     poll.woke()  # the next arrival starts polling again
-    _run_idle(loop)
+    _poll_out(loop, poll)
     assert clock.reads > reads + 40
 
 
@@ -76,18 +86,20 @@ def test_a_shut_window_takes_one_turn_an_arrival(loop):
     for expected in (1, 2, 3):
         poll.woke()
         poll.woke()  # a second read in the same turn schedules nothing more
-        _run_idle(loop, 0.01)
+        _poll_out(loop, poll)
         assert clock.reads == expected
     assert poll.window == 0
 
 
 def test_arrivals_a_few_turns_apart_open_the_window(loop):
-    clock = SteppingClock(1 * US)  # counts turns: the gaps between these arrivals are a few turns
+    clock = SteppingClock(1 * US)  # counts turns: each arrival comes once the last poll ran out
     poll = IdlePoll(loop, ceiling=200 * US, clock=clock)
-    for delay in (0.0, 0.002, 0.004, 0.006):
-        loop.call_later(delay, poll.woke)
-    _run_idle(loop, 0.02)
-    assert poll.window == pytest.approx(40 * US)  # 10, 20, 40: each gap was just past the window of the moment
+    windows = []
+    for _ in range(4):
+        poll.woke()
+        _poll_out(loop, poll)
+        windows.append(round(poll.window / US))
+    assert windows == [0, 10, 20, 40]  # each gap was just past the window of the moment
 
 
 def test_stop_ends_a_poll_under_way(loop, monkeypatch):
