@@ -137,7 +137,8 @@ def usable_cpus(cgroup_root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = 
     """CPUs this process may run on at once: its affinity, capped by its cgroup's (v2) CPU quota.
 
     `cpu.max` is `QUOTA PERIOD` (or `max PERIOD`): a container limited to 1.5 CPUs has 2 by this
-    count, one limited to half a CPU has 1.
+    count, one limited to half a CPU has 1. The cgroup is the one /proc/self/cgroup names, or, in a
+    container that sees its own cgroup at the mount's root (no cgroup namespace), the root's.
     """
     try:
         cpus = len(os.sched_getaffinity(0))
@@ -145,9 +146,14 @@ def usable_cpus(cgroup_root: Path = Path("/sys/fs/cgroup"), proc_cgroup: Path = 
         cpus = os.cpu_count() or 1
     try:
         group = next(line[3:] for line in proc_cgroup.read_text().splitlines() if line.startswith("0::"))
-        quota, period = (cgroup_root / group.strip().lstrip("/") / "cpu.max").read_text().split()
-        if quota != "max":
+    except (OSError, StopIteration):
+        return cpus  # no cgroup v2: the affinity stands
+    for directory in (cgroup_root / group.strip().lstrip("/"), cgroup_root):
+        try:
+            quota, period = (directory / "cpu.max").read_text().split()
+        except (OSError, ValueError):
+            continue  # not there (a host's root cgroup has none), or unreadable
+        if quota != "max" and quota.isdigit() and period.isdigit() and int(period):
             cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, StopIteration, ValueError, ZeroDivisionError):
-        pass  # no cgroup v2, or no limit: the affinity stands
+        break
     return cpus

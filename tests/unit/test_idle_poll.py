@@ -152,3 +152,11 @@ def test_usable_cpus_reads_the_cgroup_quota(tmp_path, cpu_max, expected):
 def test_usable_cpus_without_cgroup_v2(tmp_path):
     (tmp_path / "cgroup").write_text("12:cpu,cpuacct:/\n")  # cgroup v1 only: no "0::" line
     assert idle_poll.usable_cpus(tmp_path, tmp_path / "cgroup") == AFFINITY
+
+
+def test_usable_cpus_reads_the_root_quota_of_a_container_without_a_cgroup_namespace(tmp_path):
+    """/proc/self/cgroup names the host's path for the container, which its mount shows as the root."""
+    (tmp_path / "cgroup").write_text("0::/system.slice/docker-1234.scope\n")
+    (tmp_path / "fs").mkdir()
+    (tmp_path / "fs" / "cpu.max").write_text("50000 100000\n")
+    assert idle_poll.usable_cpus(tmp_path / "fs", tmp_path / "cgroup") == 1
