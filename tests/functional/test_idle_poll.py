@@ -8,6 +8,7 @@ switches about twice a request, one that polls through them next to never.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -58,9 +59,26 @@ async def _sleeps_a_request(aiohttp_server, start_proxy, server_yaml: str) -> fl
         return (_sleeps(proxy.process.pid) - before) / REQUESTS
 
 
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
 async def test_a_polling_worker_does_not_sleep_between_requests(aiohttp_server, start_proxy):
+    started = []
+
+    async def start(config: str, **kwargs):
+        started.append(proxy := await start_proxy(config, **kwargs))
+        return proxy
+
     # A ceiling of 5 ms: a busy test machine's gaps (the client and the upstream share this process) fit.
-    assert await _sleeps_a_request(aiohttp_server, start_proxy, "server: {idle_poll: 5ms}") < 0.5
+    assert await _sleeps_a_request(aiohttp_server, start, "server: {idle_poll: 5ms}") < 0.5
+    # Once the requests stop, so does the polling: an idle worker spends no CPU.
+    pid = started[0].process.pid
+    await asyncio.sleep(0.1)
+    before = _cpu_ticks(pid)
+    await asyncio.sleep(1.0)
+    assert _cpu_ticks(pid) - before <= 5  # clock ticks (10 ms each, mostly): a poll that ran on would take ~100
 
 
 async def test_no_polling_sleeps_at_each_wait(aiohttp_server, start_proxy):
