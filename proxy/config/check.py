@@ -24,7 +24,8 @@ from .problems import HOST, Checker, Converter
 from .resilience import RESILIENCE_KEYS, check_resilience
 from .transport import check_target, check_upstream_tls
 from .values import read_count, read_duration, read_positive_duration, read_size
-from ..core.settings import Concurrency, Cors, ErrorPolicy, Maintenance, Match, Route, ServerSettings, UpstreamSettings
+from ..core.guard_settings import Concurrency
+from ..core.settings import Cors, ErrorPolicy, Maintenance, Match, Route, ServerSettings, UpstreamSettings
 from ..core.headers import TOKEN
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")

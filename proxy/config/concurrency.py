@@ -19,7 +19,7 @@ from .keys import yaml_keys
 from .problems import Checker
 from .values import read_count, read_positive_duration, read_size
 from ..core.pointer import is_pointer
-from ..core.settings import Concurrency, ETagSource, ResourceKey
+from ..core.guard_settings import Concurrency, ETagSource, ResourceKey
 from ..core.headers import TOKEN
 
 CONCURRENCY_KEYS = yaml_keys(Concurrency)

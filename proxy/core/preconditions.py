@@ -26,7 +26,7 @@ from .etag import (  # noqa: F401  (parse_condition: for callers and the example
 )
 from .pointer import MISSING, resolve
 from .routing import normalize_path
-from .settings import Concurrency, ETagSource, ResourceKey
+from .guard_settings import Concurrency, ETagSource, ResourceKey
 
 
 class Verdict(enum.Enum):

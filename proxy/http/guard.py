@@ -33,7 +33,8 @@ from ..core.preconditions import (
     Current, Verdict, describe, evaluate_write, not_modified, resource_key, upstream_etag,
 )
 from ..core.rewrite import body_cap
-from ..core.settings import Concurrency, Route
+from ..core.guard_settings import Concurrency
+from ..core.settings import Route
 from ..locks import Held, Locks
 from ..observe import metrics
 from ..observe.accesslog import Exchange

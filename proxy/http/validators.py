@@ -26,7 +26,8 @@ from ..core.headers import actionable, downstream_response_headers
 from ..core.pointer import MISSING
 from ..core.preconditions import Current, etag_from_body, etag_from_header, parse_json, upstream_etag
 from ..core.rewrite import decode_body
-from ..core.settings import Concurrency, Route
+from ..core.guard_settings import Concurrency
+from ..core.settings import Route
 from ..observe.accesslog import Exchange
 from ..upstream import Response, Upstreams, read_capped
 from .passthrough import PassthroughResponse

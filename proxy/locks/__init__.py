@@ -19,7 +19,8 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..core import guard_errors
-from ..core.settings import Concurrency, Route
+from ..core.guard_settings import Concurrency
+from ..core.settings import Route
 from .local import LocalHeld, LocalLocks
 
 if TYPE_CHECKING:

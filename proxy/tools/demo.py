@@ -20,7 +20,8 @@ import os
 from aiohttp import web
 
 from ..config.loader import ConfigError, load
-from ..core.settings import Concurrency, Match, Route
+from ..core.guard_settings import Concurrency
+from ..core.settings import Match, Route
 from ..http.handler import Proxy
 from ..ops.server import serve
 from .legacy_service import DEFAULT_DOWNLOAD_MIB, DOCUMENT_ETAG, MAX_DOWNLOAD_MIB, MAX_SLOW_SECONDS, legacy_app

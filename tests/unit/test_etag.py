@@ -10,7 +10,7 @@ from proxy.core.etag import Condition, EntityTag, from_body, from_version, parse
 from proxy.core.preconditions import (
     Current, Verdict, etag_from_body, etag_from_header, evaluate_write, not_modified, resource_key, upstream_etag,
 )
-from proxy.core.settings import ETagSource, ResourceKey
+from proxy.core.guard_settings import ETagSource, ResourceKey
 
 A, A_WEAK, B = EntityTag("a"), EntityTag("a", weak=True), EntityTag("b")
 

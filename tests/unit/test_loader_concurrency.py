@@ -7,7 +7,7 @@ from textwrap import dedent, indent
 import pytest
 
 from proxy.config.loader import ConfigError, from_text
-from proxy.core.settings import Concurrency, ETagSource, ResourceKey
+from proxy.core.guard_settings import Concurrency, ETagSource, ResourceKey
 
 
 def config(route: str = "", defaults: str = "") -> str:
