@@ -184,6 +184,19 @@ async def read_request_head(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n\r\n")
 
 
+async def capture_upstream(raw_server, response: bytes) -> tuple["RawServer", list[bytes]]:
+    """A raw upstream that answers every connection's first request with `response`; the request
+    heads it read, in the list returned beside it."""
+    seen: list[bytes] = []
+
+    async def upstream(reader, writer):
+        seen.append(await read_request_head(reader))
+        writer.write(response)
+        await writer.drain()
+
+    return await raw_server(upstream), seen
+
+
 async def raw_exchange(port: int, data: bytes, *, timeout: float = 10) -> bytes:
     """Send raw bytes to 127.0.0.1:port and read until the peer closes."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)

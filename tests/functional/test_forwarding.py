@@ -11,18 +11,11 @@ import time
 import aiohttp
 from aiohttp import web
 
-from tests.conftest import config_yaml, raw_exchange, read_request_head
+from tests.conftest import capture_upstream, config_yaml, raw_exchange, read_request_head
 
 
 async def test_custom_method_and_raw_target_reach_upstream_unchanged(raw_server, start_proxy):
-    seen = []
-
-    async def upstream(reader, writer):
-        seen.append(await read_request_head(reader))
-        writer.write(b"HTTP/1.1 207 Multi-Status\r\nContent-Length: 2\r\n\r\nok")
-        await writer.drain()
-
-    server = await raw_server(upstream)
+    server, seen = await capture_upstream(raw_server, b"HTTP/1.1 207 Multi-Status\r\nContent-Length: 2\r\n\r\nok")
     proxy = await start_proxy(config_yaml(server.url))
     target = b"/dav/a%2Fb//c/./d/../e?x=%41&y=1+2&z"
     reply = await raw_exchange(proxy.port, b"PROPFIND " + target + b" HTTP/1.1\r\nHost: example.com\r\nDepth: 1\r\nConnection: close\r\n\r\n")
@@ -33,14 +26,7 @@ async def test_custom_method_and_raw_target_reach_upstream_unchanged(raw_server,
 
 
 async def test_nothing_is_added_that_the_client_did_not_send(raw_server, start_proxy):
-    seen = []
-
-    async def upstream(reader, writer):
-        seen.append(await read_request_head(reader))
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-        await writer.drain()
-
-    server = await raw_server(upstream)
+    server, seen = await capture_upstream(raw_server, b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
     proxy = await start_proxy(config_yaml(server.url))
     await raw_exchange(proxy.port, b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Custom: 1\r\nConnection: close\r\n\r\n")
     names = [line.split(b":")[0].lower() for line in seen[0].split(b"\r\n")[1:] if line]
@@ -204,14 +190,7 @@ async def test_max_forwards_is_counted_down_and_at_zero_the_proxy_answers(raw_se
     # RFC 9110 §7.6.2: an OPTIONS or TRACE goes on with Max-Forwards one lower; at 0 the proxy
     # answers it as its final recipient: OPTIONS with Allow, TRACE with the request echoed, but
     # never its credentials. Other methods, and a value that is not a count, pass as they came.
-    seen = []
-
-    async def upstream(reader, writer):
-        seen.append(await read_request_head(reader))
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nupstream")
-        await writer.drain()
-
-    server = await raw_server(upstream)
+    server, seen = await capture_upstream(raw_server, b"HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nupstream")
     proxy = await start_proxy(config_yaml(server.url).replace("match: {path_prefix: /}",
                                                               "match: {path_prefix: /, methods: [GET, OPTIONS, TRACE]}"))
 

@@ -5,18 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
-from tests.conftest import config_yaml, raw_exchange, read_request_head
-
-
-async def _capture_upstream(raw_server, response: bytes):
-    seen: list[bytes] = []
-
-    async def upstream(reader, writer):
-        seen.append(await read_request_head(reader))
-        writer.write(response)
-        await writer.drain()
-
-    return await raw_server(upstream), seen
+from tests.conftest import capture_upstream, config_yaml, raw_exchange
 
 
 def _headers(head: bytes) -> list[tuple[str, str]]:
@@ -25,7 +14,7 @@ def _headers(head: bytes) -> list[tuple[str, str]]:
 
 
 async def test_hop_by_hop_request_headers_are_removed(raw_server, start_proxy):
-    server, seen = await _capture_upstream(raw_server, b"HTTP/1.1 204 No Content\r\n\r\n")
+    server, seen = await capture_upstream(raw_server, b"HTTP/1.1 204 No Content\r\n\r\n")
     proxy = await start_proxy(config_yaml(server.url))
     await raw_exchange(proxy.port, (
         b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close, X-Hop\r\nX-Hop: secret\r\n"
@@ -40,7 +29,7 @@ async def test_hop_by_hop_request_headers_are_removed(raw_server, start_proxy):
 
 
 async def test_h2c_upgrade_is_refused_and_request_served_as_http11(raw_server, start_proxy):
-    server, seen = await _capture_upstream(raw_server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    server, seen = await capture_upstream(raw_server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     proxy = await start_proxy(config_yaml(server.url))
     reply = await raw_exchange(proxy.port, (
         b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade, HTTP2-Settings, close\r\n"
@@ -52,7 +41,7 @@ async def test_h2c_upgrade_is_refused_and_request_served_as_http11(raw_server, s
 
 
 async def test_hop_by_hop_response_headers_are_removed(raw_server, start_proxy):
-    server, _ = await _capture_upstream(raw_server, (
+    server, _ = await capture_upstream(raw_server, (
         b"HTTP/1.1 200 OK\r\nConnection: X-Internal\r\nX-Internal: 1\r\nKeep-Alive: timeout=9\r\n"
         b"Proxy-Authenticate: Basic\r\nTrailer: X-T\r\nUpgrade: foo\r\nX-End: kept\r\nContent-Length: 2\r\n\r\nok"
     ))
@@ -67,7 +56,7 @@ async def test_hop_by_hop_response_headers_are_removed(raw_server, start_proxy):
 
 
 async def test_forwarding_headers_from_an_untrusted_client_are_replaced(raw_server, start_proxy):
-    server, seen = await _capture_upstream(raw_server, b"HTTP/1.1 204 No Content\r\n\r\n")
+    server, seen = await capture_upstream(raw_server, b"HTTP/1.1 204 No Content\r\n\r\n")
     proxy = await start_proxy(config_yaml(server.url))
     await raw_exchange(proxy.port, (
         b"GET / HTTP/1.1\r\nHost: shop.test:8443\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n"
@@ -82,7 +71,7 @@ async def test_forwarding_headers_from_an_untrusted_client_are_replaced(raw_serv
 
 
 async def test_forwarding_headers_from_a_trusted_proxy_are_extended(raw_server, start_proxy):
-    server, seen = await _capture_upstream(raw_server, b"HTTP/1.1 204 No Content\r\n\r\n")
+    server, seen = await capture_upstream(raw_server, b"HTTP/1.1 204 No Content\r\n\r\n")
     proxy = await start_proxy(config_yaml(server.url, top="trusted_proxies: [127.0.0.0/8]"))
     await raw_exchange(proxy.port, (
         b"GET / HTTP/1.1\r\nHost: shop.test\r\nX-Forwarded-For: 203.0.113.9, 10.0.0.1\r\n"
@@ -95,7 +84,7 @@ async def test_forwarding_headers_from_a_trusted_proxy_are_extended(raw_server, 
 
 
 async def test_host_header_policy(raw_server, start_proxy):
-    server, seen = await _capture_upstream(raw_server, b"HTTP/1.1 204 No Content\r\n\r\n")
+    server, seen = await capture_upstream(raw_server, b"HTTP/1.1 204 No Content\r\n\r\n")
     port = server.url.rsplit(":", 1)[1]
     upstream_host = await start_proxy(config_yaml(server.url))
     client_host = await start_proxy(config_yaml(server.url, route="host_header: client"))
@@ -130,7 +119,7 @@ async def test_a_whole_response_keeps_the_upstream_s_fields_in_their_order(raw_s
     """A small response that arrives whole leaves in one write: the upstream's fields byte for byte (obs-text
     too) and in their order (Content-Length where it was), hop-by-hop ones and those Connection names removed,
     then Via; its Date kept; the body framed by its length."""
-    server, _ = await _capture_upstream(raw_server, (
+    server, _ = await capture_upstream(raw_server, (
         b"HTTP/1.1 200 Fine Thanks\r\nX-First: 1\r\nContent-Length: 5\r\nDate: Mon, 01 Jan 2001 00:00:00 GMT\r\n"
         b"Connection: keep-alive, X-Hop\r\nX-Hop: dropped\r\nKeep-Alive: timeout=5\r\nVia: 1.0 edge\r\n"
         b"Server: upstream/1\r\nX-Last: caf\xe9\r\n\r\nhello"))
@@ -144,7 +133,7 @@ async def test_a_whole_response_keeps_the_upstream_s_fields_in_their_order(raw_s
 async def test_connection_cannot_take_away_a_response_s_length(raw_server, start_proxy):
     """`Connection: Content-Length` names the message's own framing, not a hop's option: the length stays,
     so the client can tell where the body ends on a kept-alive connection."""
-    server, _ = await _capture_upstream(
+    server, _ = await capture_upstream(
         raw_server, b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Content-Length\r\n\r\nok")
     proxy = await start_proxy(config_yaml(server.url))
     answer = await raw_exchange(proxy.port, b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
