@@ -33,31 +33,21 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _BYTE_SIZES = {"max_line_size"}  # int fields counted in bytes, so units apply (16KiB); other ints are counts
 _AT_LEAST_ONE = {"max_connections", "max_line_size", "max_headers"}  # 0 would refuse everything
 _ABOVE_ZERO = {"connect_timeout", "read_timeout"}  # 0 would time every request out at once
-# The retry delay doubles with each retry: 2**1024 times retry_backoff is past a float (OverflowError).
-_AT_MOST = {"retries": 100}
-# A poll longer than a few milliseconds is a CPU spent waiting: the window is for answers due in microseconds.
-_DURATION_AT_MOST = {"idle_poll": (0.01, "10ms")}
+# The highest values, each with how a problem shows it. The retry delay doubles with each retry:
+# 2**1024 times retry_backoff is past a float (OverflowError). A poll longer than a few milliseconds
+# is a CPU spent waiting: the window is for answers due in microseconds.
+_AT_MOST: dict[str, tuple[float, str]] = {"retries": (100, "100"), "idle_poll": (0.01, "10ms")}
 
 
-def _within(convert: Converter, low: int | None, high: int | None) -> Converter:
-    """`convert`, then no less than `low` and no more than `high` (where given)."""
-    def checked(value: object) -> int:
+def _within(convert: Converter, low: int | None, high: tuple[float, str] | None) -> Converter:
+    """`convert`, then no less than `low` and no more than `high` (the bound, and how it is shown), where given."""
+    def checked(value: object) -> float:
         number = convert(value)
         if low is not None and number < low:
             raise ValueError(f"must be at least {low}")
-        if high is not None and number > high:
-            raise ValueError(f"must be at most {high}")
+        if high is not None and number > high[0]:
+            raise ValueError(f"must be at most {high[1]}")
         return number
-    return checked
-
-
-def _shorter(convert: Converter, seconds: float, shown: str) -> Converter:
-    """`convert`, then no longer than `seconds` (`shown` in the problem)."""
-    def checked(value: object) -> float:
-        duration = convert(value)
-        if duration > seconds:
-            raise ValueError(f"must be at most {shown}")
-        return duration
     return checked
 
 
@@ -70,8 +60,6 @@ def _converters(cls: type, keys: frozenset[str]) -> dict[str, Converter]:
     for key, kind in field_types(cls, keys).items():
         if kind is float:
             convert: Converter = read_positive_duration if key in _ABOVE_ZERO else read_duration
-            if key in _DURATION_AT_MOST:
-                convert = _shorter(convert, *_DURATION_AT_MOST[key])
         elif kind is int:
             convert = read_size if key in _BYTE_SIZES else read_count
         else:
