@@ -13,8 +13,9 @@ The lock is held from before the guard's GET until the write's response has
 been streamed to the client, so no other write through the proxy (of this
 process, or of any replica with `lock: redis://...`) can land between the
 comparison and the write. A client that leaves before the upstream answered
-leaves the lock held until it does (`Ticket.send`): its write may still land. Every refusal is a `ProxyError`, rendered like any
-other, logged with the request id and counted.
+leaves the lock held until it does (`Ticket.send`): its write may still land.
+Every refusal is a `ProxyError`, rendered like any other, logged with the
+request id and counted.
 """
 
 from __future__ import annotations

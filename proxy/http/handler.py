@@ -157,7 +157,7 @@ class Proxy:
             allow_underscores=self.settings.allow_underscores_in_headers,
         )
         target = upstream_target(target, path, route.strip_prefix)
-        method = request.method
+        method = exchange.method  # read off the request once, by `handle`
         if method in hops.METHODS and (count := request.headers.get(hops.MAX_FORWARDS)) is not None:
             answered = await hops.answer_or_count(request, route, outgoing, count)
             if answered is not None:
