@@ -14,6 +14,7 @@ from . import __version__
 from .config.loader import ConfigError
 from .ops.platforms import run_problems
 from .config.source import Source
+from .config.summary import describe
 from .core.settings import Settings, UnixAddress
 from .ops.reload import load
 from .ops.tuning import raise_open_files, tune_malloc
@@ -199,7 +200,7 @@ def _check(args: argparse.Namespace) -> int:
     for warning in warnings:
         print(f"{settings.source}: warning: {warning}", file=sys.stderr)
     try:
-        print(summary(settings), flush=True)
+        print(describe(settings), flush=True)
     except BrokenPipeError:  # `errorproxy check | head -1`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the flush at exit does not fail again
     return 0
@@ -261,39 +262,6 @@ def _preview(args: argparse.Namespace) -> int:
         sys.stdout.buffer.write(b"\n")  # keep the prompt off the last line; a pipe gets the bytes as sent
     sys.stdout.buffer.flush()
     return 0
-
-
-def summary(settings: Settings) -> str:
-    """A one-screen description of a valid config."""
-    lines = [f"{settings.source}: ok", f"listen {settings.listen}"]
-    if settings.tls is not None:
-        tls = settings.tls
-        lines.append(f"  tls: cert {tls.cert}, key {tls.key}"
-                     + (f", client certificates from {tls.client_ca}" if tls.client_ca else "")
-                     + (f"; {tls.redirect_from} redirects to https" if tls.redirect_from else ""))
-    lines.append("upstreams:")
-    for upstream in settings.upstreams.values():
-        lines.append(
-            f"  {upstream.name:<12} {upstream.url}  connect {upstream.connect_timeout:g}s, "
-            f"read {upstream.read_timeout:g}s, max {upstream.max_connections} connections"
-        )
-    lines.append("routes (first match wins):")
-    for number, route in enumerate(settings.routes, 1):
-        rule = route.match
-        conditions = []
-        if rule.hosts:
-            conditions.append("host=" + ",".join(rule.hosts))
-        if rule.path_prefix is not None:
-            conditions.append(f"path_prefix={rule.path_prefix}")
-        if rule.path_regex is not None:
-            conditions.append(f"path_regex={rule.path_regex.pattern}")
-        conditions.append("methods=" + (",".join(sorted(rule.methods)) if rule.methods else "any"))
-        limit = "none" if route.max_body_size is None else f"{route.max_body_size} bytes"
-        extras = [f"Host: {route.host_header}", f"max body {limit}"]
-        if route.strip_prefix:
-            extras.insert(0, f"strip {route.strip_prefix}")
-        lines.append(f"  {number}. {route.name:<12} {' '.join(conditions)} -> {route.upstream.name} ({', '.join(extras)})")
-    return "\n".join(lines)
 
 
 def _setup_logging(worker: bool = False) -> None:
